@@ -1,0 +1,192 @@
+//! Finding the bearer token in a request (RFC 6750 §2).
+//!
+//! Only the `Authorization` header is read. The scheme name is case-insensitive and is followed
+//! by one or more spaces and exactly one `b64token`. Tokens in the query string are not accepted;
+//! one that is sent *together with* a header is a malformed request (RFC 6750 §2: a client
+//! MUST NOT use more than one method).
+
+use std::fmt;
+
+use http::{HeaderMap, Uri, header::AUTHORIZATION};
+
+/// Why the `Authorization` header could not be read (answered with 400 `invalid_request`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// More than one `Authorization` header.
+    MultipleHeaders,
+    /// The token is sent both in the header and in the query string.
+    MultipleMethods,
+    /// The header is longer than the configured bound.
+    TooLarge {
+        /// Length of the header value in bytes.
+        len: usize,
+        /// The configured bound.
+        max: usize,
+    },
+    /// The value has the Bearer scheme but no token, or a token with characters outside
+    /// RFC 6750's `b64token`, or more than one token.
+    Malformed(&'static str),
+}
+
+impl BearerError {
+    /// Short, fixed text for the wire (`error_description`).
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::MultipleHeaders => "more than one Authorization header",
+            Self::MultipleMethods => "token sent by more than one method",
+            Self::TooLarge { .. } => "Authorization header too large",
+            Self::Malformed(_) => "malformed Authorization header",
+        }
+    }
+}
+
+impl fmt::Display for BearerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => write!(f, "Authorization header of {len} bytes exceeds {max}"),
+            Self::Malformed(why) => write!(f, "malformed Authorization header: {why}"),
+            other => f.write_str(other.description()),
+        }
+    }
+}
+
+impl std::error::Error for BearerError {}
+
+/// RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+fn is_b64token(s: &[u8]) -> bool {
+    let body_len = s
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b))
+        .count();
+    body_len > 0 && s.iter().skip(body_len).all(|b| *b == b'=')
+}
+
+/// Reads the bearer token of a request.
+///
+/// `Ok(None)`: no bearer credentials at all (no header, or another scheme such as `Basic`).
+/// `Err`: a malformed request.
+pub fn extract<'h>(headers: &'h HeaderMap, uri: &Uri, max_len: usize) -> Result<Option<&'h str>, BearerError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(v),
+        (Some(_), Some(_)) => return Err(BearerError::MultipleHeaders),
+    };
+    let in_query = uri.query().is_some_and(query_has_access_token);
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    // Bound what is read before any parsing.
+    if bytes.len() > max_len {
+        return Err(BearerError::TooLarge {
+            len: bytes.len(),
+            max: max_len,
+        });
+    }
+    let scheme_len = bytes.iter().take_while(|b| **b != b' ').count();
+    let (scheme, rest) = bytes.split_at(scheme_len);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        if scheme.is_empty() || !scheme.iter().all(u8::is_ascii_graphic) {
+            return Err(BearerError::Malformed("no auth-scheme"));
+        }
+        if scheme.len() > 6 && scheme.get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"bearer")) {
+            // `Bearer\ttoken`, `Bearer,token`: the Bearer scheme with a bad separator.
+            return Err(BearerError::Malformed("the scheme must be followed by a space"));
+        }
+        // Another scheme (Basic, DPoP, …): no bearer credentials.
+        return if in_query {
+            Err(BearerError::MultipleMethods)
+        } else {
+            Ok(None)
+        };
+    }
+    if in_query {
+        return Err(BearerError::MultipleMethods);
+    }
+    // RFC 6750 §2.1: "Bearer" 1*SP b64token; trailing whitespace is not part of the field value.
+    let token = trim_spaces(rest);
+    if token.is_empty() {
+        return Err(BearerError::Malformed("no token after the Bearer scheme"));
+    }
+    if !is_b64token(token) {
+        return Err(BearerError::Malformed("token has characters outside b64token"));
+    }
+    // b64token characters are ASCII, so this cannot fail.
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| BearerError::Malformed("not ASCII"))
+}
+
+fn trim_spaces(s: &[u8]) -> &[u8] {
+    let start = s.iter().take_while(|b| **b == b' ').count();
+    let end = s.len() - s.iter().rev().take_while(|b| **b == b' ' || **b == b'\t').count();
+    s.get(start..end.max(start)).unwrap_or_default()
+}
+
+fn query_has_access_token(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("access_token"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use http::HeaderValue;
+
+    fn hdrs(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    fn ex(values: &[&[u8]]) -> Result<Option<String>, BearerError> {
+        let h = hdrs(values);
+        extract(&h, &Uri::from_static("/"), 100).map(|t| t.map(str::to_string))
+    }
+
+    #[test]
+    fn reads_bearer_any_case() {
+        assert_eq!(ex(&[b"Bearer abc.def.ghi"]).unwrap().as_deref(), Some("abc.def.ghi"));
+        assert_eq!(ex(&[b"bEaReR   abc"]).unwrap().as_deref(), Some("abc"));
+        assert_eq!(ex(&[b"Bearer abc=="]).unwrap().as_deref(), Some("abc=="));
+    }
+
+    #[test]
+    fn no_credentials() {
+        assert_eq!(ex(&[]).unwrap(), None);
+        assert_eq!(ex(&[b"Basic dXNlcjpwYXNz"]).unwrap(), None);
+    }
+
+    #[test]
+    fn malformed() {
+        assert_eq!(ex(&[b"Bearer a", b"Bearer b"]), Err(BearerError::MultipleHeaders));
+        for bad in [
+            &b"Bearer"[..],
+            b"Bearer ",
+            b"Bearer a b",
+            b"Bearer\ta",
+            b"Bearer,a",
+            b"Bearer a,b",
+            b"Bearer \xc3\xa9",
+            b"Bearer a=b",
+            b"  ",
+        ] {
+            assert!(matches!(ex(&[bad]), Err(BearerError::Malformed(_))), "{bad:?}");
+        }
+        assert!(matches!(ex(&[&[b'a'; 101]]), Err(BearerError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn query_and_header_is_invalid_request() {
+        let h = hdrs(&[b"Bearer abc"]);
+        let uri = Uri::from_static("/x?a=1&access_token=abc");
+        assert_eq!(extract(&h, &uri, 100), Err(BearerError::MultipleMethods));
+        assert_eq!(extract(&HeaderMap::new(), &uri, 100), Ok(None));
+    }
+}

@@ -1,0 +1,295 @@
+//! [`StepUp`]: the validated, shared configuration every layer of an application uses.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::layer::{Mode, StepUpLayer};
+use crate::require::{AcrLadder, Requirement};
+use crate::response::{Answers, DefaultResponder, Responder};
+use crate::verify::{Issuer, Outcome, VerifiedToken, Verifier, VerifyError, issuer};
+
+/// Default bound on the `Authorization` header and on a token, in bytes. Generous for a JWT
+/// (providers that embed group lists reach 8 KiB), small enough to bound the work.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Default bound on the encoded JOSE header, in bytes.
+pub const DEFAULT_MAX_HEADER_LEN: usize = 4 * 1024;
+/// Default leeway for every time check.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// The source of "now", in seconds since the epoch. Replaceable for tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+fn system_clock() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A configuration the builder refused, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid stepup-tower configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) verifier: Verifier,
+    pub(crate) answers: Answers,
+    pub(crate) ladder: Option<AcrLadder>,
+    pub(crate) clock: Clock,
+    pub(crate) unavailable_is_503: bool,
+}
+
+/// Verification and answer rules, built once with [`StepUp::builder`] and shared by every
+/// layer made from it (cloning is an `Arc` clone).
+///
+/// ```
+/// use stepup_tower::{StepUp, Issuer, Requirement, keys::KeySet};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let keys = KeySet::from_hmac_secret(b"a client secret of at least 32 bytes!")?;
+/// let auth = StepUp::builder()
+///     .issuer(Issuer::id_tokens("https://id.example.com", "my-client").static_keys(keys))
+///     .realm("example")
+///     .build()?;
+/// let mfa_only = auth.require(Requirement::new().amr_any(["mfa"]));
+/// # let _ = mfa_only;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct StepUp {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for StepUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepUp")
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .verifier
+                    .issuers
+                    .iter()
+                    .map(|i| &i.issuer)
+                    .collect::<Vec<_>>(),
+            )
+            .field("realm", &self.inner.answers.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepUp {
+    /// Starts a configuration.
+    pub fn builder() -> StepUpBuilder {
+        StepUpBuilder::default()
+    }
+
+    /// A layer that requires a valid bearer token on every request it sees.
+    pub fn authenticate(&self) -> StepUpLayer {
+        StepUpLayer::new(self.clone(), Mode::Required, None)
+    }
+
+    /// A layer that verifies a token when one is sent (a bad one is refused) and lets requests
+    /// without any through; handlers read `Option<AuthContext>` / `Option<Claims<T>>`.
+    pub fn optional(&self) -> StepUpLayer {
+        StepUpLayer::new(self.clone(), Mode::Optional, None)
+    }
+
+    /// A layer that requires a valid token meeting `requirement`. Attach it with
+    /// `Router::route_layer`. The token is verified once per request, however many of these
+    /// layers (and [`StepUp::authenticate`]) it passes.
+    pub fn require(&self, requirement: Requirement) -> StepUpLayer {
+        StepUpLayer::new(self.clone(), Mode::Required, Some(Arc::new(requirement)))
+    }
+
+    /// Verifies a raw token (without the `Bearer ` prefix) outside of any request.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        match self.verify_now(token) {
+            Outcome::Done(r) => r,
+            Outcome::NeedsKeys { issuer, kid } => self.verify_after_refresh(token, issuer, kid).await,
+        }
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        (self.inner.clock)()
+    }
+
+    pub(crate) fn verify_now(&self, token: &str) -> Outcome {
+        self.inner.verifier.verify(token, self.now(), None, true)
+    }
+
+    pub(crate) async fn verify_after_refresh(
+        &self,
+        token: &str,
+        issuer: usize,
+        kid: Option<String>,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let Some(rules) = self.inner.verifier.issuer(issuer) else {
+            return Err(VerifyError::UnknownIssuer);
+        };
+        let keys = match rules.keys.refresh(kid.as_deref()).await {
+            Ok(keys) => keys,
+            Err(e) => return Err(VerifyError::KeysUnavailable(e)),
+        };
+        match self.inner.verifier.verify(token, self.now(), Some(keys), false) {
+            Outcome::Done(r) => r,
+            Outcome::NeedsKeys { kid, .. } => Err(VerifyError::KeyNotFound { kid }),
+        }
+    }
+}
+
+/// Builds a [`StepUp`]; [`StepUpBuilder::build`] validates everything once.
+pub struct StepUpBuilder {
+    issuers: Vec<Issuer>,
+    realm: Option<String>,
+    resource_metadata: Option<String>,
+    ladder: Option<AcrLadder>,
+    leeway: Duration,
+    max_token_len: usize,
+    max_header_len: usize,
+    responder: Arc<dyn Responder>,
+    clock: Clock,
+    unavailable_is_503: bool,
+}
+
+impl Default for StepUpBuilder {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            realm: None,
+            resource_metadata: None,
+            ladder: None,
+            leeway: DEFAULT_LEEWAY,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            max_header_len: DEFAULT_MAX_HEADER_LEN,
+            responder: Arc::new(DefaultResponder),
+            clock: Arc::new(system_clock),
+            unavailable_is_503: false,
+        }
+    }
+}
+
+impl fmt::Debug for StepUpBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepUpBuilder")
+            .field("issuers", &self.issuers)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl StepUpBuilder {
+    /// Trusts an issuer. Several may be configured; a token's `iss` picks one (exact match).
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The `realm` of every challenge.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// RFC 9728 `resource_metadata` URL added to every challenge.
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
+    /// The acr ladder used by every requirement.
+    pub fn acr_ladder(mut self, ladder: AcrLadder) -> Self {
+        self.ladder = Some(ladder);
+        self
+    }
+
+    /// Leeway for `exp`, `nbf`, `iat` and `max_age` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Bound on the `Authorization` header and the token, in bytes (default 16 KiB).
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Bound on the encoded JOSE header, in bytes (default 4 KiB).
+    pub fn max_header_len(mut self, bytes: usize) -> Self {
+        self.max_header_len = bytes;
+        self
+    }
+
+    /// Replaces the refusal response.
+    pub fn responder(mut self, responder: impl Responder) -> Self {
+        self.responder = Arc::new(responder);
+        self
+    }
+
+    /// Replaces the clock (seconds since the epoch).
+    pub fn clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Answer 503 instead of 401 `invalid_token` when an issuer's keys cannot be had at all.
+    pub fn unavailable_keys_as_503(mut self, yes: bool) -> Self {
+        self.unavailable_is_503 = yes;
+        self
+    }
+
+    /// Validates the configuration.
+    pub fn build(self) -> Result<StepUp, ConfigError> {
+        crate::crypto::install_provider();
+        if self.issuers.is_empty() {
+            return Err(ConfigError("no issuer configured".into()));
+        }
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        for i in self.issuers {
+            if issuers.iter().any(|r: &issuer::IssuerRules| r.issuer == i.issuer) {
+                return Err(ConfigError(format!("issuer {:?} configured twice", i.issuer)));
+            }
+            issuers.push(issuer::validate(i).map_err(ConfigError)?);
+        }
+        if let Some(ladder) = &self.ladder {
+            crate::require::Requirement::new()
+                .acr(ladder.values().cloned())
+                .validate()
+                .map_err(ConfigError)?;
+        }
+        let leeway = i64::try_from(self.leeway.as_secs()).map_err(|_| ConfigError("leeway too large".into()))?;
+        Ok(StepUp {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                verifier: Verifier {
+                    issuers,
+                    leeway,
+                    max_token_len: self.max_token_len,
+                    max_header_len: self.max_header_len,
+                },
+                answers: Answers {
+                    realm: self.realm,
+                    resource_metadata: self.resource_metadata,
+                    responder: self.responder,
+                },
+                ladder: self.ladder,
+                clock: self.clock,
+                unavailable_is_503: self.unavailable_is_503,
+            }),
+        })
+    }
+}

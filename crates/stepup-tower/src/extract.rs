@@ -1,0 +1,153 @@
+//! Axum extractors over what the layer verified.
+//!
+//! - [`AuthContext`]: `sub`, `acr`, `amr`, `auth_time`, scopes of the verified token;
+//! - [`Claims<T>`]: the payload deserialized into your type;
+//! - [`Token`]: the whole [`VerifiedToken`];
+//! - `Option<…>` of each, for routes behind [`StepUp::optional`](crate::StepUp::optional).
+//!
+//! Without a verified token, the non-optional extractors answer 401 with the bare challenge
+//! (and log that the route is missing its layer). When the claims do not fit `T`, `Claims<T>`
+//! answers 401 `invalid_token`: the token lacks what the application needs.
+
+use std::sync::Arc;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::layer::AuthState;
+use crate::response::{Refusal, RefusalKind};
+use crate::verify::{AuthContext, VerifiedToken, VerifyError};
+
+/// The verified token, as an extractor.
+#[derive(Debug, Clone)]
+pub struct Token(pub Arc<VerifiedToken>);
+
+/// The verified claims deserialized into `T`.
+#[derive(Debug, Clone)]
+pub struct Claims<T>(pub T);
+
+/// Rejection of the extractors: the refusal response of the layer's configuration.
+#[derive(Debug)]
+pub struct AuthRejection {
+    response: Box<http::Response<bytes::Bytes>>,
+}
+
+impl AuthRejection {
+    fn from_refusal(state: Option<&AuthState>, kind: RefusalKind) -> Self {
+        let response = match state {
+            Some(s) => {
+                let answers = &s.step_up.inner.answers;
+                answers.respond(&answers.refusal(kind, Vec::new(), None))
+            }
+            None => {
+                tracing::error!(target: "stepup_tower", "extractor used on a route without a StepUp layer");
+                let answers = crate::response::Answers {
+                    realm: None,
+                    resource_metadata: None,
+                    responder: Arc::new(crate::response::DefaultResponder),
+                };
+                answers.respond(&answers.refusal(kind, Vec::new(), None))
+            }
+        };
+        Self {
+            response: Box::new(response),
+        }
+    }
+
+    /// The response this rejection sends.
+    pub fn response(&self) -> &http::Response<bytes::Bytes> {
+        &self.response
+    }
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        (*self.response).map(axum_core::body::Body::from)
+    }
+}
+
+/// A refusal as a response, for handlers that check more themselves.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        self.default_response().map(axum_core::body::Body::from)
+    }
+}
+
+fn state(parts: &Parts) -> Option<&AuthState> {
+    parts.extensions.get::<AuthState>()
+}
+
+fn token(parts: &Parts) -> Result<Option<Arc<VerifiedToken>>, AuthRejection> {
+    match state(parts) {
+        Some(s) => Ok(s.token.clone()),
+        None => Err(AuthRejection::from_refusal(None, RefusalKind::MissingToken)),
+    }
+}
+
+fn required(parts: &Parts) -> Result<Arc<VerifiedToken>, AuthRejection> {
+    token(parts)?.ok_or_else(|| AuthRejection::from_refusal(state(parts), RefusalKind::MissingToken))
+}
+
+fn claims<T: DeserializeOwned>(parts: &Parts, token: &VerifiedToken) -> Result<T, AuthRejection> {
+    token.deserialize_claims::<T>().map_err(|e| {
+        tracing::info!(target: "stepup_tower", error = %e, "claims do not fit the handler's type");
+        AuthRejection::from_refusal(
+            state(parts),
+            RefusalKind::InvalidToken(VerifyError::InvalidClaim("claims")),
+        )
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Token {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        required(parts).map(Token)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Token {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(state(parts).and_then(|s| s.token.clone()).map(Token))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        required(parts).map(|t| t.context().clone())
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthContext {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(state(parts).and_then(|s| s.token.as_ref()).map(|t| t.context().clone()))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let token = required(parts)?;
+        claims(parts, &token).map(Claims)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequestParts<S> for Claims<T> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        match state(parts).and_then(|s| s.token.clone()) {
+            None => Ok(None),
+            Some(token) => claims(parts, &token).map(|c| Some(Claims(c))),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The tower [`Layer`] and [`Service`] that put the steps in order:
+//! `bearer → verify → require → response`.
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}};
+//! use stepup_tower::{AuthContext, Issuer, Requirement, StepUp, keys::KeySet};
+//!
+//! const MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let jwks = br#"{"keys":[]}"#;
+//! let auth = StepUp::builder()
+//!     .issuer(Issuer::access_tokens("https://id.example.com").audience("bank-api")
+//!         .static_keys(KeySet::from_jwks_json(jwks)?))
+//!     .realm("bank")
+//!     .build()?;
+//!
+//! async fn balance(ctx: AuthContext) -> String { format!("hello {:?}", ctx.sub) }
+//! async fn transfer(ctx: AuthContext) -> &'static str { "sent" }
+//!
+//! let app: Router = Router::new()
+//!     .route("/transfer", post(transfer))
+//!     .route_layer(auth.require(Requirement::new().acr([MFA]).max_age(300)))
+//!     .route("/balance", get(balance))
+//!     .layer(auth.authenticate());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The service verifies the token once and stores the result in the request extensions; a
+//! later layer made from the same [`StepUp`] reuses it and only checks its own requirement.
+//! When the token names a `kid` the key set lacks, the request waits for the key source's
+//! refresh (which is rate-limited and shared); every other request completes without awaiting
+//! anything.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::bearer;
+use crate::config::StepUp;
+use crate::require::{Requirement, Unmet};
+use crate::response::{Refusal, RefusalKind};
+use crate::verify::{Outcome, VerifiedToken, VerifyError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Required,
+    Optional,
+}
+
+/// What the layer leaves in the request extensions for later layers and extractors.
+#[derive(Clone)]
+pub(crate) struct AuthState {
+    pub(crate) step_up: StepUp,
+    pub(crate) token: Option<Arc<VerifiedToken>>,
+}
+
+/// Verifies bearer tokens and enforces a requirement. Made by [`StepUp::authenticate`],
+/// [`StepUp::optional`] and [`StepUp::require`].
+#[derive(Clone, Debug)]
+pub struct StepUpLayer {
+    step_up: StepUp,
+    mode: Mode,
+    requirement: Option<Arc<Requirement>>,
+}
+
+impl StepUpLayer {
+    pub(crate) fn new(step_up: StepUp, mode: Mode, requirement: Option<Arc<Requirement>>) -> Self {
+        if let Some(r) = &requirement
+            && let Err(e) = r.validate()
+        {
+            tracing::warn!(target: "stepup_tower", error = %e, "requirement values will be sanitized in challenges");
+        }
+        Self {
+            step_up,
+            mode,
+            requirement,
+        }
+    }
+}
+
+impl<S> Layer<S> for StepUpLayer {
+    type Service = StepUpService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StepUpService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`StepUpLayer`].
+#[derive(Clone, Debug)]
+pub struct StepUpService<S> {
+    inner: S,
+    layer: StepUpLayer,
+}
+
+impl<S> StepUpService<S> {
+    /// Wraps `inner` with a layer.
+    pub fn new(inner: S, layer: StepUpLayer) -> Self {
+        Self { inner, layer }
+    }
+}
+
+enum Decision {
+    Pass,
+    Refuse(Refusal),
+    NeedsKeys {
+        token: String,
+        issuer: usize,
+        kid: Option<String>,
+    },
+}
+
+impl StepUpLayer {
+    fn decide<B>(&self, req: &mut Request<B>) -> Decision {
+        let inner = &self.step_up.inner;
+        if let Some(state) = req.extensions().get::<AuthState>()
+            && state.step_up.inner.id == inner.id
+        {
+            let token = state.token.clone();
+            return self.after_verify(req, token);
+        }
+        let token = match bearer::extract(req.headers(), req.uri(), inner.verifier.max_token_len) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                if self.mode == Mode::Optional && self.requirement.is_none() {
+                    req.extensions_mut().insert(AuthState {
+                        step_up: self.step_up.clone(),
+                        token: None,
+                    });
+                    return Decision::Pass;
+                }
+                return self.refuse(RefusalKind::MissingToken, Vec::new(), None);
+            }
+            Err(e) => return self.refuse(RefusalKind::InvalidRequest(e), Vec::new(), None),
+        };
+        match self.step_up.verify_now(token) {
+            Outcome::Done(result) => self.finish(req, result),
+            Outcome::NeedsKeys { issuer, kid } => Decision::NeedsKeys {
+                token: token.to_string(),
+                issuer,
+                kid,
+            },
+        }
+    }
+
+    fn finish<B>(&self, req: &mut Request<B>, result: Result<VerifiedToken, VerifyError>) -> Decision {
+        match result {
+            Ok(token) => {
+                let token = Arc::new(token);
+                req.extensions_mut().insert(AuthState {
+                    step_up: self.step_up.clone(),
+                    token: Some(token.clone()),
+                });
+                self.after_verify(req, Some(token))
+            }
+            Err(e @ VerifyError::KeysUnavailable(_)) if self.step_up.inner.unavailable_is_503 => {
+                self.refuse(RefusalKind::KeysUnavailable(e), Vec::new(), None)
+            }
+            Err(e) => self.refuse(RefusalKind::InvalidToken(e), Vec::new(), None),
+        }
+    }
+
+    fn after_verify<B>(&self, req: &Request<B>, token: Option<Arc<VerifiedToken>>) -> Decision {
+        let Some(token) = token else {
+            // Reached through an optional layer without a token.
+            if self.mode == Mode::Optional && self.requirement.is_none() {
+                return Decision::Pass;
+            }
+            return self.refuse(RefusalKind::MissingToken, Vec::new(), None);
+        };
+        let Some(requirement) = &self.requirement else {
+            tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "token accepted");
+            return Decision::Pass;
+        };
+        let inner = &self.step_up.inner;
+        match requirement.check(&token, inner.ladder.as_ref(), self.step_up.now(), inner.verifier.leeway) {
+            Ok(()) => {
+                tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement met");
+                Decision::Pass
+            }
+            Err(demand) => {
+                let kind = match demand.unmet {
+                    u @ Unmet::Scope { .. } => RefusalKind::InsufficientScope(u),
+                    u => RefusalKind::StepUp(u),
+                };
+                tracing::info!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement not met");
+                self.refuse(kind, demand.acr_values, demand.max_age)
+            }
+        }
+    }
+
+    fn refuse(&self, kind: RefusalKind, acr_values: Vec<String>, max_age: Option<u64>) -> Decision {
+        let refusal = self.step_up.inner.answers.refusal(kind, acr_values, max_age);
+        tracing::info!(target: "stepup_tower", status = refusal.status().as_u16(), reason = %refusal, "request refused");
+        Decision::Refuse(refusal)
+    }
+
+    fn response<B: From<Bytes>>(&self, refusal: &Refusal) -> Response<B> {
+        self.step_up.inner.answers.respond(refusal).map(B::from)
+    }
+}
+
+type BoxedResponse<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Inner { #[pin] fut: F },
+        Refused { res: Option<Response<B>> },
+        Refreshing { fut: BoxedResponse<B, E> },
+    }
+}
+
+pin_project! {
+    /// Response future of [`StepUpService`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { fut } => fut.poll(cx),
+            KindProj::Refused { res } => match res.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                // Polled after completion: stay pending rather than panic.
+                None => Poll::Pending,
+            },
+            KindProj::Refreshing { fut } => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for StepUpService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let kind = match self.layer.decide(&mut req) {
+            Decision::Pass => Kind::Inner {
+                fut: self.inner.call(req),
+            },
+            Decision::Refuse(refusal) => Kind::Refused {
+                res: Some(self.layer.response(&refusal)),
+            },
+            Decision::NeedsKeys { token, issuer, kid } => {
+                // The service that was made ready goes into the future (tower's clone-and-swap).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let layer = self.layer.clone();
+                Kind::Refreshing {
+                    fut: Box::pin(async move {
+                        let result = layer.step_up.verify_after_refresh(&token, issuer, kid).await;
+                        match layer.finish(&mut req, result) {
+                            Decision::Pass => inner.call(req).await,
+                            Decision::Refuse(refusal) => Ok(layer.response(&refusal)),
+                            // `finish` never asks for keys again.
+                            Decision::NeedsKeys { .. } => {
+                                let refusal = layer.step_up.inner.answers.refusal(
+                                    RefusalKind::InvalidToken(VerifyError::KeyNotFound { kid: None }),
+                                    Vec::new(),
+                                    None,
+                                );
+                                Ok(layer.response(&refusal))
+                            }
+                        }
+                    }),
+                }
+            }
+        };
+        ResponseFuture { kind }
+    }
+}

@@ -1,0 +1,215 @@
+//! Refusal → HTTP response: status, `WWW-Authenticate`, small JSON body (RFC 6750 §3,
+//! RFC 9470 §3).
+//!
+//! | situation | status | challenge |
+//! |---|---|---|
+//! | no credentials | 401 | `Bearer realm="…"` (no `error`) |
+//! | malformed request | 400 | `error="invalid_request"` |
+//! | token bad in any way | 401 | `error="invalid_token"` |
+//! | keys unavailable, when configured so | 503 | `error="invalid_token"` |
+//! | missing scope | 403 | `error="insufficient_scope", scope="…"` |
+//! | authentication too weak or too old | 401 | `error="insufficient_user_authentication", acr_values="…", max_age=…` |
+//!
+//! The response can be replaced with a [`Responder`]: any `Fn(&Refusal) -> Response<Bytes>`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::bearer::BearerError;
+use crate::challenge::{BearerChallenge, ErrorCode};
+use crate::require::Unmet;
+use crate::verify::VerifyError;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// No bearer token (401, bare challenge).
+    MissingToken,
+    /// The `Authorization` header is malformed (400 `invalid_request`).
+    InvalidRequest(BearerError),
+    /// The token was refused (401 `invalid_token`).
+    InvalidToken(VerifyError),
+    /// No keys could be had and the layer is configured to say so with 503.
+    KeysUnavailable(VerifyError),
+    /// The token lacks a scope (403 `insufficient_scope`).
+    InsufficientScope(Unmet),
+    /// The authentication is too weak or too old (401 `insufficient_user_authentication`).
+    StepUp(Unmet),
+}
+
+/// A refused request: what went wrong and the challenge that answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    kind: RefusalKind,
+    challenge: BearerChallenge,
+}
+
+impl Refusal {
+    pub(crate) fn new(kind: RefusalKind, challenge: BearerChallenge) -> Self {
+        Self { kind, challenge }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &RefusalKind {
+        &self.kind
+    }
+
+    /// The challenge for `WWW-Authenticate`, realm and `resource_metadata` included.
+    pub fn challenge(&self) -> &BearerChallenge {
+        &self.challenge
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            RefusalKind::MissingToken | RefusalKind::InvalidToken(_) | RefusalKind::StepUp(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            RefusalKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            RefusalKind::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            RefusalKind::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The JSON body of the default response.
+    pub fn body(&self) -> serde_json::Value {
+        let c = &self.challenge;
+        let mut body = serde_json::Map::new();
+        let error = match &c.error {
+            Some(e) => e.as_str().to_string(),
+            None => "unauthorized".to_string(),
+        };
+        body.insert("error".into(), error.into());
+        let desc = c
+            .error_description
+            .clone()
+            .unwrap_or_else(|| "a bearer token is required".into());
+        body.insert("error_description".into(), desc.into());
+        if !c.acr_values.is_empty() {
+            body.insert("acr_values".into(), c.acr_values.join(" ").into());
+        }
+        if let Some(m) = c.max_age {
+            body.insert("max_age".into(), m.into());
+        }
+        if !c.scope.is_empty() {
+            body.insert("scope".into(), c.scope.join(" ").into());
+        }
+        serde_json::Value::Object(body)
+    }
+
+    /// The default response: status, `WWW-Authenticate`, `Cache-Control: no-store`, JSON body.
+    pub fn default_response(&self) -> Response<Bytes> {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut res = Response::new(Bytes::from(body));
+        *res.status_mut() = self.status();
+        let h = res.headers_mut();
+        h.insert(header::WWW_AUTHENTICATE, self.challenge.to_header_value());
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RefusalKind::MissingToken => f.write_str("no bearer token"),
+            RefusalKind::InvalidRequest(e) => write!(f, "invalid request: {e}"),
+            RefusalKind::InvalidToken(e) => write!(f, "invalid token: {e}"),
+            RefusalKind::KeysUnavailable(e) => write!(f, "keys unavailable: {e}"),
+            RefusalKind::InsufficientScope(u) | RefusalKind::StepUp(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// Builds the HTTP response for a refusal. Implemented for every
+/// `Fn(&Refusal) -> Response<Bytes>`; the default is [`Refusal::default_response`].
+///
+/// ```
+/// use stepup_tower::response::Refusal;
+/// let problem_json = |r: &Refusal| {
+///     let mut res = r.default_response();
+///     res.headers_mut().insert("content-type", "application/problem+json".parse().unwrap());
+///     res
+/// };
+/// # let _ = stepup_tower::StepUp::builder().responder(problem_json);
+/// ```
+pub trait Responder: Send + Sync + 'static {
+    /// The response for `refusal`.
+    fn respond(&self, refusal: &Refusal) -> Response<Bytes>;
+}
+
+impl<F> Responder for F
+where
+    F: Fn(&Refusal) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn respond(&self, refusal: &Refusal) -> Response<Bytes> {
+        self(refusal)
+    }
+}
+
+/// The standard response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultResponder;
+
+impl Responder for DefaultResponder {
+    fn respond(&self, refusal: &Refusal) -> Response<Bytes> {
+        refusal.default_response()
+    }
+}
+
+/// What every challenge of a layer carries, and who writes the response.
+#[derive(Clone)]
+pub(crate) struct Answers {
+    pub(crate) realm: Option<String>,
+    pub(crate) resource_metadata: Option<String>,
+    pub(crate) responder: Arc<dyn Responder>,
+}
+
+impl Answers {
+    fn base(&self) -> BearerChallenge {
+        BearerChallenge {
+            realm: self.realm.clone(),
+            resource_metadata: self.resource_metadata.clone(),
+            ..BearerChallenge::default()
+        }
+    }
+
+    /// The one place refusals are mapped to the wire.
+    pub(crate) fn refusal(&self, kind: RefusalKind, acr_values: Vec<String>, max_age: Option<u64>) -> Refusal {
+        let mut c = self.base();
+        match &kind {
+            RefusalKind::MissingToken => {}
+            RefusalKind::InvalidRequest(e) => {
+                c.error = Some(ErrorCode::InvalidRequest);
+                c.error_description = Some(e.description().into());
+            }
+            RefusalKind::InvalidToken(e) | RefusalKind::KeysUnavailable(e) => {
+                c.error = Some(ErrorCode::InvalidToken);
+                c.error_description = Some(e.description().into());
+            }
+            RefusalKind::InsufficientScope(u) => {
+                c.error = Some(ErrorCode::InsufficientScope);
+                c.error_description = Some(u.description().into());
+                if let Unmet::Scope { required } = u {
+                    c.scope = required.clone();
+                }
+            }
+            RefusalKind::StepUp(u) => {
+                c.error = Some(ErrorCode::InsufficientUserAuthentication);
+                c.error_description = Some(u.description().into());
+                c.acr_values = acr_values;
+                c.max_age = max_age;
+            }
+        }
+        Refusal::new(kind, c)
+    }
+
+    pub(crate) fn respond(&self, refusal: &Refusal) -> Response<Bytes> {
+        self.responder.respond(refusal)
+    }
+}

@@ -1,0 +1,169 @@
+//! Claim validation (RFC 7519 §4.1, RFC 9068 §4, OIDC Core §3.1.3.7) and the typed
+//! authentication context handlers read.
+
+use serde_json::{Map, Value};
+
+use super::VerifyError;
+use super::issuer::{IssuerRules, TokenProfile};
+
+/// What a verified token says about the authentication behind it.
+///
+/// Every field was type-checked during verification: a token whose `acr` is not a string, whose
+/// `amr` is not an array of strings or whose `auth_time` is not a number never gets this far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthContext {
+    /// `iss`, equal to a configured issuer.
+    pub iss: String,
+    /// `sub`, the subject.
+    pub sub: Option<String>,
+    /// `aud`, always as a list.
+    pub aud: Vec<String>,
+    /// `acr`, the authentication context class reference.
+    pub acr: Option<String>,
+    /// `amr`, the authentication methods references (RFC 8176).
+    pub amr: Vec<String>,
+    /// `auth_time`, seconds since the epoch of the last active authentication.
+    pub auth_time: Option<i64>,
+    /// Scopes, from `scope` (space-separated string) or `scp` (array or string).
+    pub scopes: Vec<String>,
+    /// `client_id` (RFC 9068) or, for ID tokens, `azp`.
+    pub client_id: Option<String>,
+    /// `exp`.
+    pub exp: i64,
+    /// `iat`, when present.
+    pub iat: Option<i64>,
+}
+
+impl AuthContext {
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether `amr` contains `method`.
+    pub fn has_amr(&self, method: &str) -> bool {
+        self.amr.iter().any(|m| m == method)
+    }
+}
+
+/// RFC 7519 §2 NumericDate: a JSON number of seconds, possibly non-integer. Strings, booleans
+/// and the like are refused; out-of-range values saturate.
+pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                Ok(Some(i))
+            } else if n.as_u64().is_some() {
+                Ok(Some(i64::MAX))
+            } else {
+                match n.as_f64() {
+                    // `as` saturates for floats.
+                    Some(f) if f.is_finite() => Ok(Some(f.floor() as i64)),
+                    _ => Err(VerifyError::InvalidClaim(name)),
+                }
+            }
+        }
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+fn opt_string(claims: &Map<String, Value>, name: &'static str) -> Result<Option<String>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+fn string_list(v: &Value, name: &'static str) -> Result<Vec<String>, VerifyError> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string).ok_or(VerifyError::InvalidClaim(name)))
+            .collect(),
+        _ => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+/// Validates the claims against an issuer's rules and builds the context.
+pub(crate) fn validate(
+    claims: &Map<String, Value>,
+    rules: &IssuerRules,
+    now: i64,
+    leeway: i64,
+) -> Result<AuthContext, VerifyError> {
+    let iss = opt_string(claims, "iss")?.ok_or(VerifyError::MissingClaim("iss"))?;
+    // RFC 7519 §4.1.4: exp is required here; the token must not be used at or after it.
+    let exp = numeric_date(claims, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+    if now >= exp.saturating_add(leeway) {
+        return Err(VerifyError::Expired { exp, now });
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf")?
+        && nbf > now.saturating_add(leeway)
+    {
+        return Err(VerifyError::NotYetValid { nbf, now });
+    }
+    let iat = numeric_date(claims, "iat")?;
+    if let Some(iat) = iat
+        && iat > now.saturating_add(leeway)
+    {
+        return Err(VerifyError::IssuedInFuture { iat, now });
+    }
+    // RFC 7519 §4.1.3: a string or an array of strings; we need one of ours in it.
+    let aud = match claims.get("aud") {
+        None => return Err(VerifyError::MissingClaim("aud")),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(v @ Value::Array(_)) => string_list(v, "aud")?,
+        Some(_) => return Err(VerifyError::InvalidClaim("aud")),
+    };
+    if !aud.iter().any(|a| rules.audiences.iter().any(|ours| ours == a)) {
+        return Err(VerifyError::WrongAudience);
+    }
+    let azp = opt_string(claims, "azp")?;
+    let mut client_id = opt_string(claims, "client_id")?;
+    if let TokenProfile::IdToken { client_id: ours } = &rules.profile {
+        // OIDC Core §3.1.3.7 (5): when present, azp is our client id.
+        if let Some(azp) = &azp
+            && azp != ours
+        {
+            return Err(VerifyError::WrongAuthorizedParty);
+        }
+        client_id = client_id.or(azp);
+    }
+    let sub = opt_string(claims, "sub")?;
+    let acr = opt_string(claims, "acr")?;
+    let amr = match claims.get("amr") {
+        None => Vec::new(),
+        Some(v) => string_list(v, "amr")?,
+    };
+    let auth_time = numeric_date(claims, "auth_time")?;
+    if let Some(t) = auth_time
+        && t > now.saturating_add(leeway)
+    {
+        return Err(VerifyError::InvalidClaim("auth_time"));
+    }
+    let mut scopes = match claims.get("scope") {
+        None => Vec::new(),
+        Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        Some(_) => return Err(VerifyError::InvalidClaim("scope")),
+    };
+    match claims.get("scp") {
+        None => {}
+        Some(Value::String(s)) => scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string)),
+        Some(v) => scopes.extend(string_list(v, "scp")?),
+    }
+    Ok(AuthContext {
+        iss,
+        sub,
+        aud,
+        acr,
+        amr,
+        auth_time,
+        scopes,
+        client_id,
+        exp,
+        iat,
+    })
+}

@@ -1,0 +1,491 @@
+//! Raw token → [`VerifiedToken`].
+//!
+//! The checks run cheapest first, so that a garbage token costs no signature verification and
+//! an unknown issuer costs no key lookup (and no fetch):
+//!
+//! 1. length bound;
+//! 2. compact serialization: exactly three non-empty segments of base64url characters
+//!    (`[A-Za-z0-9_-]`, no padding); JWE (five segments) and JSON serialization are refused;
+//! 3. header: size bound, base64url, a JSON object without duplicate members; `alg` is a known
+//!    algorithm and never `none` in any case; `crit` is refused (we understand no extension);
+//!    `cty` (nested JWT) is refused; `jku`, `x5u`, `x5c` and `jwk` are ignored;
+//! 4. payload: base64url, a JSON object without duplicate top-level members;
+//! 5. `iss` selects one of the configured issuers (exact match) — anything else stops here;
+//! 6. `alg` is in that issuer's allow-list, `typ` fits its token profile;
+//! 7. claims: `exp` (required), `nbf`, `iat`, `aud`, `azp`, and the types of `sub`, `acr`,
+//!    `amr`, `auth_time`, `scope`/`scp`;
+//! 8. key lookup by `kid` in the issuer's current key set (an unknown `kid` asks the key source
+//!    to refresh once); the key must permit `alg` (type, and the JWK's own `alg`);
+//! 9. signature.
+//!
+//! Duplicate members: a header or payload object with the same top-level name twice is refused
+//! (RFC 7515 §5.2 allows refusing; accepting the last would let two parsers disagree).
+
+pub(crate) mod claims;
+pub(crate) mod issuer;
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+pub use claims::AuthContext;
+pub use issuer::{DEFAULT_ALGORITHMS, Issuer, TokenProfile};
+
+use crate::keys::{KeyError, KeySet, LookupError};
+use issuer::IssuerRules;
+
+/// Why a token was refused (answered with 401 `invalid_token`).
+///
+/// The variants say what went wrong for logs and metrics; the wire only ever gets the short
+/// fixed text of [`VerifyError::description`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token is longer than the configured bound.
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// Not a compact JWS (wrong number of segments, bad characters, bad base64url, not JSON).
+    Malformed(&'static str),
+    /// A JWE or a JSON-serialized JWS.
+    UnsupportedSerialization,
+    /// `alg` is `none` (any letter case).
+    AlgNone,
+    /// `alg` is unknown or not allowed for this issuer.
+    AlgorithmNotAllowed(String),
+    /// The header lists `crit` extensions (none are understood).
+    UnsupportedCrit,
+    /// The header says the payload is a nested JWT (`cty`).
+    NestedToken,
+    /// `typ` does not fit the issuer's token profile (e.g. an ID token offered as an access
+    /// token).
+    WrongType,
+    /// A header or payload object has the same member twice.
+    DuplicateMember,
+    /// `iss` is not one of the configured issuers.
+    UnknownIssuer,
+    /// A required claim is missing.
+    MissingClaim(&'static str),
+    /// A claim has the wrong type or an impossible value.
+    InvalidClaim(&'static str),
+    /// `exp` has passed.
+    Expired {
+        /// `exp`.
+        exp: i64,
+        /// The current time.
+        now: i64,
+    },
+    /// `nbf` is in the future.
+    NotYetValid {
+        /// `nbf`.
+        nbf: i64,
+        /// The current time.
+        now: i64,
+    },
+    /// `iat` is in the future.
+    IssuedInFuture {
+        /// `iat`.
+        iat: i64,
+        /// The current time.
+        now: i64,
+    },
+    /// `aud` does not contain an accepted audience.
+    WrongAudience,
+    /// `azp` is present and is not our client id.
+    WrongAuthorizedParty,
+    /// No key has this `kid` (after one refresh).
+    KeyNotFound {
+        /// The `kid`, truncated to 64 characters.
+        kid: Option<String>,
+    },
+    /// Several different keys share the `kid`.
+    AmbiguousKey,
+    /// No `kid`, and several keys could verify the token.
+    KidRequired,
+    /// The key named by `kid` may not verify this `alg`.
+    KeyAlgorithmMismatch,
+    /// The issuer's key source has no keys.
+    KeysUnavailable(KeyError),
+    /// The signature does not verify.
+    BadSignature,
+}
+
+impl VerifyError {
+    /// Short, fixed text for `error_description`: never echoes token content.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "token too large",
+            Self::Malformed(_) => "malformed token",
+            Self::UnsupportedSerialization => "only compact JWS tokens are accepted",
+            Self::AlgNone => "unsigned tokens are not accepted",
+            Self::AlgorithmNotAllowed(_) => "signing algorithm not allowed",
+            Self::UnsupportedCrit => "unsupported critical header",
+            Self::NestedToken => "nested tokens are not accepted",
+            Self::WrongType => "wrong token type",
+            Self::DuplicateMember => "duplicate JSON member",
+            Self::UnknownIssuer => "untrusted issuer",
+            Self::MissingClaim(_) => "required claim missing",
+            Self::InvalidClaim(_) => "invalid claim",
+            Self::Expired { .. } => "token expired",
+            Self::NotYetValid { .. } => "token not yet valid",
+            Self::IssuedInFuture { .. } => "token issued in the future",
+            Self::WrongAudience => "token not intended for this resource",
+            Self::WrongAuthorizedParty => "token issued to another client",
+            Self::KeyNotFound { .. } => "signing key not found",
+            Self::AmbiguousKey => "signing key is ambiguous",
+            Self::KidRequired => "token does not name its signing key",
+            Self::KeyAlgorithmMismatch => "signing key does not match the algorithm",
+            Self::KeysUnavailable(_) => "signing keys unavailable",
+            Self::BadSignature => "invalid signature",
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => write!(f, "token of {len} bytes exceeds {max}"),
+            Self::Malformed(why) => write!(f, "malformed token: {why}"),
+            Self::AlgorithmNotAllowed(alg) => write!(f, "algorithm {alg:?} not allowed"),
+            Self::MissingClaim(c) => write!(f, "claim `{c}` missing"),
+            Self::InvalidClaim(c) => write!(f, "claim `{c}` invalid"),
+            Self::Expired { exp, now } => write!(f, "token expired at {exp} (now {now})"),
+            Self::NotYetValid { nbf, now } => write!(f, "token not valid before {nbf} (now {now})"),
+            Self::IssuedInFuture { iat, now } => write!(f, "token issued at {iat}, in the future (now {now})"),
+            Self::KeyNotFound { kid } => write!(f, "no key with kid {kid:?}"),
+            Self::KeysUnavailable(e) => write!(f, "{e}"),
+            other => f.write_str(other.description()),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// A token that passed every check.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    context: AuthContext,
+    claims: Arc<Map<String, Value>>,
+    alg: Algorithm,
+    kid: Option<String>,
+}
+
+impl VerifiedToken {
+    /// The authentication context (`sub`, `acr`, `amr`, `auth_time`, scopes, …).
+    pub fn context(&self) -> &AuthContext {
+        &self.context
+    }
+
+    /// All claims of the payload.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// One claim by name.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+
+    /// Deserializes the claims into the caller's type.
+    pub fn deserialize_claims<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(Value::Object((*self.claims).clone()))
+    }
+
+    /// The algorithm the token was signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The `kid` of the key that verified it.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+}
+
+/// A JSON object whose top-level member names are unique.
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    let value: Value = access.next_value()?;
+                    if map.insert(key, value).is_some() {
+                        return Err(A::Error::custom(DUPLICATE));
+                    }
+                }
+                Ok(UniqueObject(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+const DUPLICATE: &str = "stepup-duplicate-member";
+
+fn parse_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, VerifyError> {
+    match serde_json::from_slice::<UniqueObject>(bytes) {
+        Ok(o) => Ok(o.0),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(VerifyError::DuplicateMember),
+        Err(_) => Err(VerifyError::Malformed(what)),
+    }
+}
+
+fn is_b64url(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// The verification rules of one layer: issuers, leeway and bounds.
+pub(crate) struct Verifier {
+    pub(crate) issuers: Vec<IssuerRules>,
+    pub(crate) leeway: i64,
+    pub(crate) max_token_len: usize,
+    pub(crate) max_header_len: usize,
+}
+
+enum Step {
+    Refused(VerifyError),
+    NeedsKeys { issuer: usize, kid: Option<String> },
+}
+
+impl From<VerifyError> for Step {
+    fn from(e: VerifyError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+#[allow(clippy::large_enum_variant)] // built and matched at once, never stored
+pub(crate) enum Outcome {
+    Done(Result<VerifiedToken, VerifyError>),
+    /// The `kid` is not in the issuer's current set: ask its source to refresh.
+    NeedsKeys {
+        issuer: usize,
+        kid: Option<String>,
+    },
+}
+
+struct Jws<'t> {
+    header: Map<String, Value>,
+    alg: Algorithm,
+    payload: &'t str,
+    signing_input: &'t str,
+    signature: &'t str,
+}
+
+/// Steps 1–3: serialization and header rules.
+fn parse_jws(token: &str, max_token_len: usize, max_header_len: usize) -> Result<Jws<'_>, VerifyError> {
+    if token.len() > max_token_len {
+        return Err(VerifyError::TooLarge {
+            len: token.len(),
+            max: max_token_len,
+        });
+    }
+    if token.starts_with('{') {
+        return Err(VerifyError::UnsupportedSerialization);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(if token.split('.').count() == 5 {
+            VerifyError::UnsupportedSerialization
+        } else {
+            VerifyError::Malformed("not three segments")
+        });
+    };
+    if !is_b64url(h) || !is_b64url(p) || !is_b64url(s) {
+        return Err(VerifyError::Malformed("segment is empty or not base64url"));
+    }
+    if h.len() > max_header_len {
+        return Err(VerifyError::Malformed("header too large"));
+    }
+    let header_bytes = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
+    let header = parse_object(&header_bytes, "header is not a JSON object")?;
+    let alg = match header.get("alg") {
+        Some(Value::String(a)) => a,
+        Some(_) => return Err(VerifyError::Malformed("alg is not a string")),
+        None => return Err(VerifyError::Malformed("alg missing")),
+    };
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(VerifyError::AlgNone);
+    }
+    let alg: Algorithm = alg
+        .parse()
+        .map_err(|_| VerifyError::AlgorithmNotAllowed(truncate(alg)))?;
+    // RFC 7515 §4.1.11: we understand no extension, so any `crit` is refused.
+    if header.contains_key("crit") {
+        return Err(VerifyError::UnsupportedCrit);
+    }
+    if header.contains_key("cty") || header.contains_key("enc") {
+        return Err(VerifyError::NestedToken);
+    }
+    match header.get("kid") {
+        None | Some(Value::String(_)) => {}
+        Some(_) => return Err(VerifyError::Malformed("kid is not a string")),
+    }
+    match header.get("typ") {
+        None | Some(Value::String(_)) => {}
+        Some(_) => return Err(VerifyError::Malformed("typ is not a string")),
+    }
+    let signing_input = token
+        .get(..h.len() + 1 + p.len())
+        .ok_or(VerifyError::Malformed("segments"))?;
+    Ok(Jws {
+        header,
+        alg,
+        payload: p,
+        signing_input,
+        signature: s,
+    })
+}
+
+impl Jws<'_> {
+    fn kid(&self) -> Option<&str> {
+        self.header.get("kid").and_then(Value::as_str)
+    }
+
+    /// Steps 8–9: key lookup and signature.
+    fn check_signature(&self, keys: &KeySet) -> Result<(), VerifyError> {
+        let kid = self.kid();
+        match keys.find(kid, self.alg) {
+            Ok(key) if key.verify_b64(self.alg, self.signing_input.as_bytes(), self.signature) => Ok(()),
+            Ok(_) => Err(VerifyError::BadSignature),
+            Err(LookupError::NotFound) => Err(VerifyError::KeyNotFound { kid: kid.map(truncate) }),
+            Err(LookupError::Ambiguous) => Err(VerifyError::AmbiguousKey),
+            Err(LookupError::KidRequired) => Err(VerifyError::KidRequired),
+            Err(_) => Err(VerifyError::KeyAlgorithmMismatch),
+        }
+    }
+}
+
+/// Verifies a compact JWS against a key set, without any claim rules: serialization, header
+/// rules (`alg` allow-list, never `none`, no `crit`, key binding), key lookup and signature.
+/// Returns the decoded payload.
+///
+/// This is the JWS layer of the full verification, exposed for test vectors and for payloads
+/// that are not JWT claims.
+pub fn verify_jws(token: &str, keys: &KeySet, algorithms: &[Algorithm]) -> Result<Vec<u8>, VerifyError> {
+    crate::crypto::install_provider();
+    let jws = parse_jws(
+        token,
+        crate::config::DEFAULT_MAX_TOKEN_LEN,
+        crate::config::DEFAULT_MAX_HEADER_LEN,
+    )?;
+    if !algorithms.contains(&jws.alg) {
+        return Err(VerifyError::AlgorithmNotAllowed(format!("{:?}", jws.alg)));
+    }
+    jws.check_signature(keys)?;
+    URL_SAFE_NO_PAD
+        .decode(jws.payload)
+        .map_err(|_| VerifyError::Malformed("payload is not base64url"))
+}
+
+impl Verifier {
+    /// Runs every check; `keys` overrides the issuer's current set (after a refresh).
+    pub(crate) fn verify(&self, token: &str, now: i64, keys: Option<Arc<KeySet>>, may_refresh: bool) -> Outcome {
+        Outcome::Done(match self.verify_inner(token, now, keys, may_refresh) {
+            Ok(v) => Ok(v),
+            Err(Step::Refused(e)) => Err(e),
+            Err(Step::NeedsKeys { issuer, kid }) => return Outcome::NeedsKeys { issuer, kid },
+        })
+    }
+
+    fn verify_inner(
+        &self,
+        token: &str,
+        now: i64,
+        keys: Option<Arc<KeySet>>,
+        may_refresh: bool,
+    ) -> Result<VerifiedToken, Step> {
+        let jws = parse_jws(token, self.max_token_len, self.max_header_len)?;
+        // Step 4: the payload.
+        let payload = URL_SAFE_NO_PAD
+            .decode(jws.payload)
+            .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
+        let claims = parse_object(&payload, "payload is not a JSON object")?;
+        // Step 5: `iss` picks the issuer; nothing else is looked up for an unknown one.
+        let iss = match claims.get("iss") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(VerifyError::InvalidClaim("iss").into()),
+            None => return Err(VerifyError::MissingClaim("iss").into()),
+        };
+        let Some((index, rules)) = self.issuers.iter().enumerate().find(|(_, r)| r.issuer == *iss) else {
+            return Err(VerifyError::UnknownIssuer.into());
+        };
+        // Steps 6–7.
+        let context = self.check(rules, &jws, &claims, now)?;
+        // Steps 8–9.
+        let set = match keys.map(Ok).unwrap_or_else(|| rules.keys.current()) {
+            Ok(set) => set,
+            Err(_) if may_refresh => {
+                return Err(Step::NeedsKeys {
+                    issuer: index,
+                    kid: jws.kid().map(truncate),
+                });
+            }
+            Err(e) => return Err(VerifyError::KeysUnavailable(e).into()),
+        };
+        match jws.check_signature(&set) {
+            Ok(()) => {}
+            Err(VerifyError::KeyNotFound { kid }) if may_refresh => return Err(Step::NeedsKeys { issuer: index, kid }),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(VerifiedToken {
+            context,
+            alg: jws.alg,
+            kid: jws.kid().map(str::to_string),
+            claims: Arc::new(claims),
+        })
+    }
+
+    fn check(
+        &self,
+        rules: &IssuerRules,
+        jws: &Jws<'_>,
+        claims: &Map<String, Value>,
+        now: i64,
+    ) -> Result<AuthContext, VerifyError> {
+        if !rules.algorithms.contains(&jws.alg) {
+            return Err(VerifyError::AlgorithmNotAllowed(format!("{:?}", jws.alg)));
+        }
+        let typ = jws.header.get("typ").and_then(Value::as_str);
+        let typ_ok = match &rules.profile {
+            // RFC 9068 §4: at+jwt or application/at+jwt, compared case-insensitively.
+            TokenProfile::AccessToken => {
+                typ.is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
+            }
+            // ID tokens carry no typ or `JWT`; never the access-token type.
+            TokenProfile::IdToken { .. } => {
+                typ.is_none_or(|t| t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt"))
+            }
+        };
+        if !typ_ok {
+            return Err(VerifyError::WrongType);
+        }
+        claims::validate(claims, rules, now, self.leeway)
+    }
+
+    pub(crate) fn issuer(&self, index: usize) -> Option<&IssuerRules> {
+        self.issuers.get(index)
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of stepup-tower: one binary, modules inside.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod answers;
+mod support;
