@@ -64,3 +64,8 @@ pub use jsonwebtoken::Algorithm;
 pub use layer::{StepUpLayer, StepUpService};
 pub use require::{AcrLadder, Requirement, Unmet};
 pub use verify::{AuthContext, Issuer, TokenProfile, VerifiedToken, VerifyError};
+
+/// The README's examples, compiled as doc-tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -4,8 +4,11 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
+    clippy::print_stdout,
     missing_docs
 )]
 
 mod answers;
+mod attacks;
 mod support;
+mod wycheproof;

@@ -1,0 +1,334 @@
+//! STANDARDS §8: known attacks replayed through the real layer. Each gets 400/401 with a
+//! well-formed challenge; none gets 200 or 500.
+
+use axum::Router;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+use stepup_tower::StepUp;
+
+use crate::support::*;
+
+fn app_() -> Router {
+    app(&step_up())
+}
+
+async fn refused(app: &Router, token: &str) {
+    let a = call(app, "/balance", token).await;
+    a.assert_refused(401, Some("invalid_token"));
+}
+
+fn es256_header_with(extra: serde_json::Value) -> String {
+    let mut h = header(Algorithm::ES256, Some("at+jwt"), Some("p256a"));
+    for (k, v) in extra.as_object().unwrap() {
+        h[k] = v.clone();
+    }
+    h.to_string()
+}
+
+#[tokio::test]
+async fn alg_none_is_rejected() {
+    let app = app_();
+    let payload = b64(pwd_claims().to_string().as_bytes());
+    for alg in ["none", "NONE", "None", "nOnE"] {
+        let h = b64(json!({"alg": alg, "typ": "at+jwt", "kid": "p256a"})
+            .to_string()
+            .as_bytes());
+        refused(&app, &format!("{h}.{payload}.")).await;
+        refused(&app, &format!("{h}.{payload}.AAAA")).await;
+    }
+}
+
+#[tokio::test]
+async fn cve_2015_9235_hs256_with_rsa_public_key() {
+    let app = app_();
+    let key = EncodingKey::from_secret(rsa1_public_pem());
+    let t = sign_raw(
+        &json!({"alg": "HS256", "typ": "at+jwt", "kid": "rsa1"}).to_string(),
+        &pwd_claims().to_string(),
+        &key,
+        Algorithm::HS256,
+    );
+    refused(&app, &t).await;
+    // Even with HS256 on the allow-list, no HMAC key comes from public keys.
+    let auth = StepUp::builder()
+        .issuer(
+            stepup_tower::Issuer::access_tokens(ISS)
+                .audience(AUD)
+                .static_keys(issuer_keys())
+                .algorithms([Algorithm::RS256, Algorithm::HS256]),
+        )
+        .realm("bank")
+        .build()
+        .unwrap();
+    let a = call(&app_with(&auth), "/balance", &t).await;
+    a.assert_refused(401, Some("invalid_token"));
+}
+
+fn app_with(auth: &StepUp) -> Router {
+    app(auth)
+}
+
+#[tokio::test]
+async fn cve_2022_21449_ecdsa_zero_signature() {
+    let app = app_();
+    let good = mint(&pwd_claims());
+    let (input, _) = good.rsplit_once('.').unwrap();
+    refused(&app, &format!("{input}.{}", b64(&[0u8; 64]))).await;
+    // r = s = n (the group order) is the same attack in another form.
+    let n = hex_bytes("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+    refused(&app, &format!("{input}.{}", b64(&[n.clone(), n].concat()))).await;
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn cve_2018_0114_embedded_jwk_is_ignored() {
+    let app = app_();
+    let attacker = stranger_p256();
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&attacker, Algorithm::ES256).unwrap();
+    let jwk = serde_json::to_value(jwk).unwrap();
+    for h in [
+        json!({"alg": "ES256", "typ": "at+jwt", "jwk": jwk}),
+        json!({"alg": "ES256", "typ": "at+jwt", "jwk": jwk, "kid": "p256a"}),
+        json!({"alg": "ES256", "typ": "at+jwt", "jku": "http://127.0.0.1:1/jwks", "kid": "attacker"}),
+        json!({"alg": "ES256", "typ": "at+jwt", "x5u": "http://127.0.0.1:1/cert", "kid": "attacker"}),
+    ] {
+        refused(
+            &app,
+            &sign_raw(&h.to_string(), &pwd_claims().to_string(), &attacker, Algorithm::ES256),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn cve_2020_26160_aud_array_bypass() {
+    let app = app_();
+    for aud in [
+        json!([]),
+        json!(["evil"]),
+        json!([["bank-api"]]),
+        json!({"aud": "bank-api"}),
+        json!([1, 2]),
+        json!(null),
+    ] {
+        let mut c = pwd_claims();
+        c["aud"] = aud.clone();
+        let a = call(&app, "/balance", &mint(&c)).await;
+        assert_eq!(a.status, 401, "aud {aud}");
+        a.assert_refused(401, Some("invalid_token"));
+    }
+}
+
+#[tokio::test]
+async fn cve_2022_39227_json_serialization_refused() {
+    let auth = step_up();
+    let good = mint(&pwd_claims());
+    let mut parts = good.split('.');
+    let (h, p, s) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let json_form = json!({"protected": h, "payload": p, "signature": s}).to_string();
+    assert_eq!(
+        auth.verify(&json_form).await.unwrap_err(),
+        stepup_tower::VerifyError::UnsupportedSerialization
+    );
+    // Mixed: a compact token with a JSON tail.
+    let mixed = format!("{good}.{{\"payload\":\"{p}\"}}");
+    assert!(auth.verify(&mixed).await.is_err());
+    // Over HTTP the JSON form is not a b64token at all: 400.
+    let a = send(&app(&auth), get_with("/balance", Some(&format!("Bearer {json_form}")))).await;
+    a.assert_refused(400, Some("invalid_request"));
+    // Five segments (JWE) are refused.
+    refused(&app(&auth), &format!("{good}.{p}.{s}")).await;
+}
+
+#[tokio::test]
+async fn cve_2025_65945_kid_never_selects_hmac_secret() {
+    let app = app_();
+    // The attacker names a kid of a public key and signs with HMAC over that key's bytes.
+    for kid in ["rsa1", "p256a", "ed1"] {
+        let key = EncodingKey::from_secret(kid.as_bytes());
+        let t = sign_raw(
+            &json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}).to_string(),
+            &pwd_claims().to_string(),
+            &key,
+            Algorithm::HS256,
+        );
+        refused(&app, &t).await;
+    }
+}
+
+#[tokio::test]
+async fn crit_is_not_ignored() {
+    let app = app_();
+    let s = signer(Algorithm::ES256);
+    for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!("x")] {
+        let h = es256_header_with(json!({"crit": crit, "b64": true, "exp": 1}));
+        refused(&app, &sign_raw(&h, &pwd_claims().to_string(), &s.key, Algorithm::ES256)).await;
+    }
+}
+
+#[tokio::test]
+async fn non_base64url_signature_characters() {
+    let app = app_();
+    let good = mint(&pwd_claims());
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    for bad in [
+        format!("{sig}="),
+        sig.replace('-', "+").replace('_', "/") + "+",
+        format!("{}/", &sig[1..]),
+    ] {
+        let a = call(&app, "/balance", &format!("{input}.{bad}")).await;
+        a.assert_refused(401, Some("invalid_token"));
+    }
+}
+
+#[tokio::test]
+async fn wrong_typ_and_id_token_as_access_token() {
+    let app = app_();
+    let s = signer(Algorithm::ES256);
+    for typ in [Some("JWT"), Some("id_token+jwt"), Some("at+jwt+x"), None, Some("jwt")] {
+        let h = header(Algorithm::ES256, typ, Some(s.kid)).to_string();
+        refused(&app, &sign_raw(&h, &pwd_claims().to_string(), &s.key, Algorithm::ES256)).await;
+    }
+}
+
+#[tokio::test]
+async fn huge_header_and_token() {
+    let app = app_();
+    let s = signer(Algorithm::ES256);
+    let h = es256_header_with(json!({"pad": "x".repeat(8 * 1024)}));
+    refused(&app, &sign_raw(&h, &pwd_claims().to_string(), &s.key, Algorithm::ES256)).await;
+    let mut c = pwd_claims();
+    c["pad"] = json!("y".repeat(17 * 1024));
+    let a = call(&app, "/balance", &mint(&c)).await;
+    a.assert_refused(400, Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn deeply_nested_json() {
+    let app = app_();
+    let s = signer(Algorithm::ES256);
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let payload = pwd_claims()
+        .to_string()
+        .replacen('{', &format!("{{\"deep\":{deep},"), 1);
+    refused(
+        &app,
+        &sign_raw(&es256_header_with(json!({})), &payload, &s.key, Algorithm::ES256),
+    )
+    .await;
+    let header = format!("{{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"x\":{}}}", deep);
+    let t = format!(
+        "{}.{}.{}",
+        b64(header.as_bytes()),
+        b64(pwd_claims().to_string().as_bytes()),
+        b64(&[1; 64])
+    );
+    refused(&app, &t).await;
+}
+
+#[tokio::test]
+async fn key_bound_to_algorithm() {
+    let app = app_();
+    // The RSA key under kid rsa1 (RS256 signer) used with PS256 is fine by key type...
+    let s = signer(Algorithm::RS256);
+    let t = sign_raw(
+        &header(Algorithm::PS256, Some("at+jwt"), Some(s.kid)).to_string(),
+        &pwd_claims().to_string(),
+        &s.key,
+        Algorithm::PS256,
+    );
+    assert_eq!(call(&app, "/balance", &t).await.status, 200);
+    // ...but an EC key named with an RSA alg, or a P-256 key with ES384, is not.
+    let e = signer(Algorithm::ES256);
+    let t = sign_raw(
+        &header(Algorithm::ES384, Some("at+jwt"), Some(e.kid)).to_string(),
+        &pwd_claims().to_string(),
+        &signer(Algorithm::ES384).key,
+        Algorithm::ES384,
+    );
+    refused(&app, &t).await;
+    // A JWK that declares its alg binds it.
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&s.key, Algorithm::RS256).unwrap();
+    let mut jwk = serde_json::to_value(jwk).unwrap();
+    jwk["kid"] = json!("bound");
+    let set = stepup_tower::keys::KeySet::from_jwks_json(json!({"keys": [jwk]}).to_string().as_bytes()).unwrap();
+    let auth = StepUp::builder()
+        .issuer(stepup_tower::Issuer::access_tokens(ISS).audience(AUD).static_keys(set))
+        .realm("bank")
+        .build()
+        .unwrap();
+    let app = app_with(&auth);
+    let ok = sign_raw(
+        &header(Algorithm::RS256, Some("at+jwt"), Some("bound")).to_string(),
+        &pwd_claims().to_string(),
+        &s.key,
+        Algorithm::RS256,
+    );
+    assert_eq!(call(&app, "/balance", &ok).await.status, 200);
+    let ps = sign_raw(
+        &header(Algorithm::PS256, Some("at+jwt"), Some("bound")).to_string(),
+        &pwd_claims().to_string(),
+        &s.key,
+        Algorithm::PS256,
+    );
+    refused(&app, &ps).await;
+}
+
+#[tokio::test]
+async fn claim_types_are_checked() {
+    let app = app_();
+    let now = now();
+    let cases = [
+        ("exp", json!(format!("{}", now + 600))),
+        ("exp", json!(null)),
+        ("nbf", json!("0")),
+        ("iat", json!(true)),
+        ("iss", json!([ISS])),
+        ("acr", json!(["loa1"])),
+        ("acr", json!({"v": "loa1"})),
+        ("amr", json!("pwd")),
+        ("amr", json!([1])),
+        ("auth_time", json!("yesterday")),
+        ("auth_time", json!(now + 3600)),
+        ("sub", json!(42)),
+        ("scope", json!(["a"])),
+    ];
+    for (claim, value) in cases {
+        let mut c = pwd_claims();
+        c[claim] = value.clone();
+        let a = call(&app, "/balance", &mint(&c)).await;
+        assert_eq!(a.status, 401, "{claim} = {value}: {}", a.text);
+        a.assert_refused(401, Some("invalid_token"));
+    }
+    // Floats and huge numbers are numbers: a float exp in the future is fine; a huge nbf is not.
+    let mut c = pwd_claims();
+    c["exp"] = json!((now + 600) as f64 + 0.5);
+    assert_eq!(call(&app, "/balance", &mint(&c)).await.status, 200);
+    let mut c = pwd_claims();
+    c["nbf"] = json!(1e300);
+    refused(&app, &mint(&c)).await;
+}
+
+#[tokio::test]
+async fn duplicate_members_are_refused() {
+    let app = app_();
+    let s = signer(Algorithm::ES256);
+    let payload = pwd_claims().to_string().replacen('{', "{\"sub\":\"mallory\",", 1);
+    refused(
+        &app,
+        &sign_raw(&es256_header_with(json!({})), &payload, &s.key, Algorithm::ES256),
+    )
+    .await;
+    let header = r#"{"alg":"ES256","typ":"at+jwt","kid":"p256a","alg":"none"}"#;
+    refused(
+        &app,
+        &sign_raw(header, &pwd_claims().to_string(), &s.key, Algorithm::ES256),
+    )
+    .await;
+}
