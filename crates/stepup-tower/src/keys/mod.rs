@@ -17,6 +17,11 @@
 //! ```
 
 mod jwk;
+#[cfg(feature = "remote")]
+mod remote;
+
+#[cfg(feature = "remote")]
+pub use remote::{CacheMetrics, CacheSettings, CacheStatus, FetchError, RemoteJwks, RemoteJwksBuilder};
 
 use std::collections::HashMap;
 use std::fmt;

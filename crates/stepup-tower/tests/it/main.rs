@@ -10,5 +10,7 @@
 
 mod answers;
 mod attacks;
+mod jwks_server;
+mod remote;
 mod support;
 mod wycheproof;
