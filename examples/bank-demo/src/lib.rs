@@ -1,0 +1,395 @@
+//! The stepup-tower demo bank: balance for any login, transfers only after a recent MFA.
+//!
+//! `GET /api/balance`, `GET /api/transfers`: any valid access token.
+//! `POST /api/transfers`: acr multi-factor (or higher on the ladder) and `auth_time` within
+//! 300 s, else the RFC 9470 challenge. The embedded dev provider is mounted at `/idp` unless
+//! `STEPUP_ISSUER` names another one.
+
+pub mod ledger;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dev_provider::{MFA_ACR, PASSWORD_ACR, Provider, ProviderConfig};
+use serde_json::{Value, json};
+use stepup_tower::keys::{KeySet, RemoteJwks};
+use stepup_tower::{AcrLadder, AuthContext, Issuer, Requirement, StepUp};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use ledger::{Ledger, Outcome, TransferError};
+
+/// `max_age` of the transfer route, seconds.
+pub const TRANSFER_MAX_AGE: u64 = 300;
+
+/// Configuration, normally from the environment (see the README).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `STEPUP_ISSUER`: an external issuer (discovery); `None` mounts the embedded provider.
+    pub issuer: Option<String>,
+    /// `STEPUP_JWKS_URI`: skip discovery.
+    pub jwks_uri: Option<String>,
+    /// `STEPUP_AUDIENCE` (default `bank-api`).
+    pub audience: String,
+    /// `STEPUP_CLIENT_ID` (default `bank-spa`): the SPA's client at the issuer.
+    pub client_id: String,
+    /// `STEPUP_RESOURCE`: RFC 8707 `resource` the SPA asks tokens for (some providers need it).
+    pub resource: Option<String>,
+    /// `STEPUP_SCOPE` (default `openid accounts`).
+    pub scope: String,
+    /// `DEV_PROVIDER_KEY_FILE`: PKCS#8 PEM signing key of the embedded provider.
+    pub dev_key_pem: Option<Vec<u8>>,
+}
+
+impl Config {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let dev_key_pem = match var("DEV_PROVIDER_KEY_FILE") {
+            Some(path) => Some(std::fs::read(&path).map_err(|e| format!("DEV_PROVIDER_KEY_FILE {path}: {e}"))?),
+            None => None,
+        };
+        Ok(Self {
+            issuer: var("STEPUP_ISSUER"),
+            jwks_uri: var("STEPUP_JWKS_URI"),
+            audience: var("STEPUP_AUDIENCE").unwrap_or_else(|| "bank-api".into()),
+            client_id: var("STEPUP_CLIENT_ID").unwrap_or_else(|| "bank-spa".into()),
+            resource: var("STEPUP_RESOURCE"),
+            scope: var("STEPUP_SCOPE").unwrap_or_else(|| "openid accounts".into()),
+            dev_key_pem,
+        })
+    }
+}
+
+/// A built application.
+pub struct Bank {
+    /// The router to serve.
+    pub router: Router,
+    /// The embedded provider, when used.
+    pub provider: Option<Provider>,
+    /// The issuer tokens must come from.
+    pub issuer: String,
+    /// The ledger (for tests and the startup banner).
+    pub ledger: Arc<Ledger>,
+    /// The remote key cache, when an external issuer is used.
+    pub remote_keys: Option<RemoteJwks>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    ledger: Arc<Ledger>,
+    config: Arc<Value>,
+    metadata: Arc<Value>,
+}
+
+/// Builds the application served at `origin` (e.g. `http://127.0.0.1:8080`).
+pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::error::Error + Send + Sync>> {
+    let origin = origin.trim_end_matches('/').to_string();
+    let (issuer, provider, key_source, remote_keys): (String, Option<Provider>, Issuer, Option<RemoteJwks>) =
+        match &config.issuer {
+            None => {
+                let issuer = format!("{origin}/idp");
+                let mut pc = ProviderConfig::demo(&issuer, format!("{origin}/"));
+                pc.audience = config.audience.clone();
+                pc.signing_key_pem = config.dev_key_pem.clone();
+                let provider = Provider::new(pc)?;
+                // Same process: the provider's public keys are handed over directly.
+                let keys = KeySet::from_jwks_json(provider.jwks_json().as_bytes())?;
+                let iss = Issuer::access_tokens(&issuer).static_keys(keys);
+                (issuer, Some(provider), iss, None)
+            }
+            Some(issuer) => {
+                let remote = match &config.jwks_uri {
+                    Some(uri) => RemoteJwks::from_jwks_uri(uri).build()?,
+                    None => RemoteJwks::discover(issuer).build()?,
+                };
+                if let Err(e) = remote.load().await {
+                    tracing::error!(issuer = %issuer, error = %e, "could not load the issuer's keys yet; requests will retry");
+                }
+                let iss = Issuer::access_tokens(issuer).key_source(remote.clone());
+                (issuer.clone(), None, iss, Some(remote))
+            }
+        };
+    let metadata_url = format!("{origin}/.well-known/oauth-protected-resource");
+    let auth = StepUp::builder()
+        .issuer(key_source.audience(&config.audience))
+        .realm("bank")
+        .resource_metadata(&metadata_url)
+        .acr_ladder(
+            AcrLadder::new()
+                .level([PASSWORD_ACR, "loa1"])
+                .level([MFA_ACR, "loa2"])
+                .level(["loa3"]),
+        )
+        .build()?;
+    let ledger = Arc::new(Ledger::with_users(["alice", "bob"]));
+    let state = AppState {
+        ledger: ledger.clone(),
+        config: Arc::new(json!({
+            "issuer": issuer,
+            "client_id": config.client_id,
+            "redirect_uri": format!("{origin}/"),
+            "scope": config.scope,
+            "resource": config.resource,
+        })),
+        metadata: Arc::new(json!({
+            "resource": origin,
+            "authorization_servers": [issuer],
+            "scopes_supported": ["accounts"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "stepup-tower demo bank",
+        })),
+    };
+    let transfer_rule = Requirement::new().acr([MFA_ACR]).max_age(TRANSFER_MAX_AGE);
+    let api = Router::new()
+        .route("/api/balance", get(balance))
+        .route(
+            "/api/transfers",
+            get(history).post(axum::handler::Handler::layer(
+                create_transfer,
+                auth.require(transfer_rule),
+            )),
+        )
+        .layer(auth.authenticate());
+    let mut router = Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
+        .route("/config.json", get(spa_config))
+        .route(
+            "/",
+            get(|| async { web("text/html; charset=utf-8", include_str!("../web/index.html")) }),
+        )
+        .route(
+            "/app.mjs",
+            get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/app.mjs")) }),
+        )
+        .route(
+            "/stepup.mjs",
+            get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/stepup.mjs")) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { web("text/css; charset=utf-8", include_str!("../web/style.css")) }),
+        )
+        .with_state(state);
+    if let Some(p) = &provider {
+        router = router.nest("/idp", p.router());
+    }
+    // Outermost: a cross-origin SPA must be able to read the challenge.
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(600));
+    Ok(Bank {
+        router: router.layer(cors),
+        provider,
+        issuer,
+        ledger,
+        remote_keys,
+    })
+}
+
+fn web(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    let mut res = (status, v.to_string()).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn api_error(status: StatusCode, error: &str, description: &str, field: Option<&str>) -> Response {
+    let mut body = json!({ "error": error, "error_description": description });
+    if let (Some(f), Some(o)) = (field, body.as_object_mut()) {
+        o.insert("field".into(), json!(f));
+    }
+    json_response(status, &body)
+}
+
+async fn resource_metadata(State(s): State<AppState>) -> Response {
+    json_response(StatusCode::OK, &s.metadata)
+}
+
+async fn spa_config(State(s): State<AppState>) -> Response {
+    json_response(StatusCode::OK, &s.config)
+}
+
+fn subject(ctx: &AuthContext) -> Result<&str, Box<Response>> {
+    ctx.sub.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+        Box::new(api_error(
+            StatusCode::FORBIDDEN,
+            "no_subject",
+            "the token names no subject (sub)",
+            None,
+        ))
+    })
+}
+
+async fn balance(State(s): State<AppState>, ctx: AuthContext) -> Response {
+    let sub = match subject(&ctx) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let (account, balance) = s.ledger.balance(sub);
+    json_response(
+        StatusCode::OK,
+        &json!({ "account": account, "balance": balance, "currency": "EUR" }),
+    )
+}
+
+async fn history(State(s): State<AppState>, ctx: AuthContext) -> Response {
+    let sub = match subject(&ctx) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    json_response(StatusCode::OK, &json!({ "transfers": s.ledger.history(sub) }))
+}
+
+async fn create_transfer(State(s): State<AppState>, ctx: AuthContext, headers: HeaderMap, body: Bytes) -> Response {
+    let sub = match subject(&ctx) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return api_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "send JSON with Content-Type: application/json",
+            None,
+        );
+    }
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_string()),
+        Some(_) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Idempotency-Key must be 1–255 visible ASCII characters",
+                Some("Idempotency-Key"),
+            );
+        }
+    };
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body is not a JSON object",
+            None,
+        );
+    };
+    if let Some(unknown) = fields.keys().find(|k| *k != "to" && *k != "amount") {
+        let unknown: String = unknown.chars().filter(|c| c.is_ascii_graphic()).take(40).collect();
+        return api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            &format!("unknown field {unknown:?}"),
+            Some(&unknown),
+        );
+    }
+    let to = match fields.get("to") {
+        None => {
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "to is required",
+                Some("to"),
+            );
+        }
+        Some(Value::String(t)) => match ledger::normalize_iban(t) {
+            Ok(t) => t,
+            Err(why) => return api_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_account", why, Some("to")),
+        },
+        Some(_) => {
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "to must be a string",
+                Some("to"),
+            );
+        }
+    };
+    let cents = match fields.get("amount") {
+        None => {
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "amount is required",
+                Some("amount"),
+            );
+        }
+        Some(Value::String(a)) => match ledger::parse_amount(a) {
+            Ok(c) => c,
+            Err(why) => return api_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount", why, Some("amount")),
+        },
+        Some(_) => {
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_amount",
+                "amount must be a string such as \"25.00\"",
+                Some("amount"),
+            );
+        }
+    };
+    match s.ledger.transfer(sub, &to, cents, key.as_deref()) {
+        Ok(Outcome::Done(t, balance)) => {
+            tracing::info!(sub, id = t.id, amount = %t.amount, "transfer done");
+            json_response(StatusCode::CREATED, &json!({ "transfer": t, "balance": balance }))
+        }
+        Ok(Outcome::Replayed(body)) => {
+            let mut res = json_response(StatusCode::CREATED, &body);
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            res
+        }
+        Err(TransferError::InsufficientFunds) => api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_funds",
+            "amount is above the balance",
+            Some("amount"),
+        ),
+        Err(TransferError::SelfTransfer) => api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_account",
+            "to is your own account",
+            Some("to"),
+        ),
+        Err(TransferError::KeyReused) => api_error(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different transfer",
+            Some("Idempotency-Key"),
+        ),
+    }
+}
