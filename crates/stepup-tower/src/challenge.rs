@@ -139,7 +139,9 @@ impl BearerChallenge {
             push(&mut out, "error_description", &clean_error_text(desc), true);
         }
         if let Some(uri) = &self.error_uri {
-            push(&mut out, "error_uri", &clean_error_text(uri), true);
+            // RFC 6750 §3: error-uri = *( %x21 / %x23-5B / %x5D-7E ), no space.
+            let uri: String = uri.chars().filter(|c| is_scope_char(*c)).collect();
+            push(&mut out, "error_uri", &uri, true);
         }
         let scope = join_tokens(&self.scope, is_scope_char);
         if !scope.is_empty() {
@@ -169,26 +171,40 @@ impl BearerChallenge {
     ///
     /// Accepts `max_age` both as a token (`max_age=300`) and as a quoted string
     /// (`max_age="300"`).
+    /// A Bearer challenge that parsed completely is returned even when a later challenge of
+    /// the same header is malformed.
     pub fn parse(header: &str) -> Result<Option<Self>, ChallengeParseError> {
-        for challenge in parse_challenges(header)? {
-            if challenge.scheme.eq_ignore_ascii_case("bearer") {
-                return Self::from_challenge(&challenge).map(Some);
-            }
+        let (all, err) = parse_prefix(header);
+        if let Some(challenge) = all.iter().find(|c| c.scheme.eq_ignore_ascii_case("bearer")) {
+            return Self::from_challenge(challenge).map(Some);
         }
-        Ok(None)
+        match err {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
     }
 
     /// Looks through every `WWW-Authenticate` header of a response for a `Bearer` challenge.
     pub fn from_headers(headers: &http::HeaderMap) -> Result<Option<Self>, ChallengeParseError> {
+        let mut first_err = None;
         for value in headers.get_all(http::header::WWW_AUTHENTICATE) {
-            let text = value
-                .to_str()
-                .map_err(|_| ChallengeParseError::new("non-ASCII header", 0))?;
-            if let Some(c) = Self::parse(text)? {
-                return Ok(Some(c));
+            // A value that is not visible ASCII, or does not parse, does not hide the others.
+            let Ok(text) = value.to_str() else {
+                first_err.get_or_insert(ChallengeParseError::new("non-ASCII header", 0));
+                continue;
+            };
+            match Self::parse(text) {
+                Ok(Some(c)) => return Ok(Some(c)),
+                Ok(None) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        Ok(None)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
     }
 
     /// Reads the Bearer parameters out of a generic challenge.
@@ -414,19 +430,39 @@ impl Scanner<'_> {
 /// Parameter names are lower-cased; a parameter that appears twice in one challenge is an
 /// error (RFC 9110 §11.2).
 pub fn parse_challenges(header: &str) -> Result<Vec<Challenge>, ChallengeParseError> {
+    match parse_prefix(header) {
+        (all, None) => Ok(all),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+impl Scanner<'_> {
+    /// Whether an auth-param (`token BWS "="`) starts here; the position is left unchanged.
+    fn at_auth_param(&mut self) -> bool {
+        let save = self.pos;
+        let name_len = self.take_while(is_tchar).len();
+        self.skip_ows();
+        let yes = name_len > 0 && self.peek() == Some(b'=');
+        self.pos = save;
+        yes
+    }
+}
+
+/// The challenges parsed before the first error, and that error.
+fn parse_prefix(header: &str) -> (Vec<Challenge>, Option<ChallengeParseError>) {
     let mut sc = Scanner {
         s: header.as_bytes(),
         pos: 0,
     };
     let mut out = Vec::new();
-    loop {
+    let err = loop {
         sc.skip_ows_and_commas();
         if sc.peek().is_none() {
-            return Ok(out);
+            break None;
         }
         let scheme = sc.take_while(is_tchar).to_string();
         if scheme.is_empty() {
-            return Err(sc.err("expected an auth-scheme"));
+            break Some(sc.err("expected an auth-scheme"));
         }
         let mut challenge = Challenge {
             scheme,
@@ -440,81 +476,93 @@ pub fn parse_challenges(header: &str) -> Result<Vec<Challenge>, ChallengeParseEr
         match sc.peek() {
             None => {
                 out.push(challenge);
-                return Ok(out);
+                break None;
             }
             Some(b',') => {
-                out.push(challenge);
-                continue;
+                // RFC 9110 §5.6.1: empty list elements are allowed, so `Bearer , realm="x"`
+                // still gives Bearer its parameter; anything else starts the next challenge.
+                let save = sc.pos;
+                sc.skip_ows_and_commas();
+                if !(had_space && sc.at_auth_param()) {
+                    sc.pos = save;
+                    out.push(challenge);
+                    continue;
+                }
             }
-            Some(_) if !had_space => return Err(sc.err("expected a space after the auth-scheme")),
-            Some(_) => {}
+            Some(_) if !had_space => break Some(sc.err("expected a space after the auth-scheme")),
+            Some(_) => {
+                // token68?
+                let start = sc.pos;
+                let t68_body = sc.take_while(is_token68_char).len();
+                let mut end = sc.pos;
+                while sc.peek() == Some(b'=') {
+                    sc.pos += 1;
+                    end = sc.pos;
+                }
+                sc.skip_ows();
+                if t68_body > 0 && matches!(sc.peek(), None | Some(b',')) {
+                    challenge.token68 = header.get(start..end).map(str::to_string);
+                    out.push(challenge);
+                    continue;
+                }
+                sc.pos = start;
+            }
         }
-        // token68?
-        let start = sc.pos;
-        let t68_body = sc.take_while(is_token68_char).len();
-        let mut end = sc.pos;
-        while sc.peek() == Some(b'=') {
-            sc.pos += 1;
-            end = sc.pos;
+        // #auth-param
+        match parse_params(&mut sc, &mut challenge) {
+            Ok(more) => {
+                out.push(challenge);
+                if !more {
+                    break None;
+                }
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    (out, err)
+}
+
+/// Reads the auth-params of one challenge. `Ok(true)` when another challenge follows.
+fn parse_params(sc: &mut Scanner<'_>, challenge: &mut Challenge) -> Result<bool, ChallengeParseError> {
+    loop {
+        let name = sc.take_while(is_tchar).to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(sc.err("expected an auth-param name"));
         }
         sc.skip_ows();
-        if t68_body > 0 && matches!(sc.peek(), None | Some(b',')) {
-            challenge.token68 = header.get(start..end).map(str::to_string);
-            out.push(challenge);
-            continue;
+        if sc.peek() != Some(b'=') {
+            return Err(sc.err("expected '=' after an auth-param name"));
         }
-        sc.pos = start;
-        // #auth-param
-        loop {
-            let name = sc.take_while(is_tchar).to_ascii_lowercase();
-            if name.is_empty() {
-                return Err(sc.err("expected an auth-param name"));
-            }
-            sc.skip_ows();
-            if sc.peek() != Some(b'=') {
-                return Err(sc.err("expected '=' after an auth-param name"));
-            }
-            sc.pos += 1;
-            sc.skip_ows();
-            let value = match sc.peek() {
-                Some(b'"') => sc.quoted_string()?,
-                _ => {
-                    let v = sc.take_while(is_tchar).to_string();
-                    if v.is_empty() {
-                        return Err(sc.err("expected a token or quoted-string value"));
-                    }
-                    v
+        sc.pos += 1;
+        sc.skip_ows();
+        let value = match sc.peek() {
+            Some(b'"') => sc.quoted_string()?,
+            _ => {
+                let v = sc.take_while(is_tchar).to_string();
+                if v.is_empty() {
+                    return Err(sc.err("expected a token or quoted-string value"));
                 }
-            };
-            if challenge.params.iter().any(|(n, _)| *n == name) {
-                return Err(sc.err("duplicate auth-param"));
+                v
             }
-            challenge.params.push((name, value));
-            sc.skip_ows();
-            match sc.peek() {
-                None => {
-                    out.push(challenge);
-                    return Ok(out);
-                }
-                Some(b',') => {}
-                Some(_) => return Err(sc.err("expected ',' between auth-params")),
-            }
-            sc.skip_ows_and_commas();
-            if sc.peek().is_none() {
-                out.push(challenge);
-                return Ok(out);
-            }
-            // Another param of this challenge, or the scheme of the next one?
-            let save = sc.pos;
-            let _ = sc.take_while(is_tchar);
-            sc.skip_ows();
-            let is_param = sc.peek() == Some(b'=');
-            sc.pos = save;
-            if !is_param {
-                break;
-            }
+        };
+        if challenge.params.iter().any(|(n, _)| *n == name) {
+            return Err(sc.err("duplicate auth-param"));
         }
-        out.push(challenge);
+        challenge.params.push((name, value));
+        sc.skip_ows();
+        match sc.peek() {
+            None => return Ok(false),
+            Some(b',') => {}
+            Some(_) => return Err(sc.err("expected ',' between auth-params")),
+        }
+        sc.skip_ows_and_commas();
+        if sc.peek().is_none() {
+            return Ok(false);
+        }
+        // Another param of this challenge, or the scheme of the next one?
+        if !sc.at_auth_param() {
+            return Ok(true);
+        }
     }
 }
 
@@ -580,6 +628,46 @@ mod tests {
         assert_eq!(all[3].param("algs"), Some("ES256"));
         let b = BearerChallenge::parse(h).unwrap().unwrap();
         assert_eq!(b.error, Some(ErrorCode::InvalidToken));
+    }
+
+    #[test]
+    fn empty_list_elements_and_later_garbage() {
+        let c = BearerChallenge::parse("Bearer , realm=\"x\", ,error=invalid_token")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.realm.as_deref(), Some("x"));
+        assert_eq!(c.error, Some(ErrorCode::InvalidToken));
+        let all = parse_challenges("Bearer , Basic realm=x").unwrap();
+        assert_eq!(all.len(), 2);
+        let c = BearerChallenge::parse(
+            "Bearer error=\"insufficient_user_authentication\", max_age=5, Foo a=\"unterminated",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.max_age, Some(5));
+        assert!(parse_challenges("Bearer error=x, Foo a=\"unterminated").is_err());
+        let mut h = http::HeaderMap::new();
+        h.append(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_bytes(b"Foo \xe9").unwrap(),
+        );
+        h.append(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=r"),
+        );
+        assert_eq!(
+            BearerChallenge::from_headers(&h).unwrap().unwrap().realm.as_deref(),
+            Some("r")
+        );
+    }
+
+    #[test]
+    fn error_uri_has_no_spaces() {
+        let c = BearerChallenge {
+            error_uri: Some("https://e x/\"".into()),
+            ..Default::default()
+        };
+        assert_eq!(c.format(), "Bearer error_uri=\"https://ex/\"");
     }
 
     #[test]

@@ -113,6 +113,13 @@ impl StepUp {
         StepUpLayer::new(self.clone(), Mode::Required, Some(Arc::new(requirement)))
     }
 
+    /// As [`StepUp::require`], but refuses requirement values a challenge cannot carry (an
+    /// acr value with a space, a scope with a quote) instead of logging them.
+    pub fn try_require(&self, requirement: Requirement) -> Result<StepUpLayer, ConfigError> {
+        requirement.validate().map_err(ConfigError)?;
+        Ok(self.require(requirement))
+    }
+
     /// Verifies a raw token (without the `Bearer ` prefix) outside of any request.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         match self.verify_now(token) {

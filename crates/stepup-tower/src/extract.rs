@@ -5,8 +5,9 @@
 //! - [`Token`]: the whole [`VerifiedToken`];
 //! - `Option<…>` of each, for routes behind [`StepUp::optional`](crate::StepUp::optional).
 //!
-//! Without a verified token, the non-optional extractors answer 401 with the bare challenge
-//! (and log that the route is missing its layer). When the claims do not fit `T`, `Claims<T>`
+//! Behind a layer but without a token (an optional route), the non-optional extractors answer
+//! 401 with the bare challenge. On a route with no layer at all they answer 500 and log the
+//! misconfiguration (as axum's `Extension` does). When the claims do not fit `T`, `Claims<T>`
 //! answers 401 `invalid_token`: the token lacks what the application needs.
 
 use std::sync::Arc;
@@ -42,13 +43,18 @@ impl AuthRejection {
                 answers.respond(&answers.refusal(kind, Vec::new(), None))
             }
             None => {
+                // A server misconfiguration, not the client's fault (as axum's `Extension`).
                 tracing::error!(target: "stepup_tower", "extractor used on a route without a StepUp layer");
-                let answers = crate::response::Answers {
-                    realm: None,
-                    resource_metadata: None,
-                    responder: Arc::new(crate::response::DefaultResponder),
-                };
-                answers.respond(&answers.refusal(kind, Vec::new(), None))
+                let _ = kind;
+                let mut res = http::Response::new(bytes::Bytes::from_static(
+                    br#"{"error":"server_error","error_description":"authentication is not configured for this route"}"#,
+                ));
+                *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                res.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                res
             }
         };
         Self {

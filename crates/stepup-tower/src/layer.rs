@@ -77,7 +77,7 @@ impl StepUpLayer {
         if let Some(r) = &requirement
             && let Err(e) = r.validate()
         {
-            tracing::warn!(target: "stepup_tower", error = %e, "requirement values will be sanitized in challenges");
+            tracing::error!(target: "stepup_tower", error = %e, "requirement values cannot be sent in a challenge; use StepUp::try_require to refuse them");
         }
         Self {
             step_up,

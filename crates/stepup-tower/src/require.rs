@@ -67,8 +67,9 @@ struct ClaimCheck {
 /// Conditions a verified token must meet on a route. All of them must hold.
 #[derive(Clone, Default)]
 pub struct Requirement {
-    acr: Vec<String>,
-    amr_any: Vec<String>,
+    /// Each group is any-of; every group must hold (so `and` only ever narrows).
+    acr: Vec<Vec<String>>,
+    amr_any: Vec<Vec<String>>,
     max_age: Option<u64>,
     scopes: Vec<String>,
     claims: Vec<ClaimCheck>,
@@ -160,23 +161,25 @@ impl Requirement {
     }
 
     /// `acr` must be one of `values` (in order of preference; this order becomes the
-    /// challenge's `acr_values`), or above one of them on the [`AcrLadder`].
+    /// challenge's `acr_values`), or above one of them on the [`AcrLadder`]. Calling it again
+    /// (or [`Requirement::and`]) adds another condition that must hold too.
     pub fn acr<I, S>(mut self, values: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.acr.extend(values.into_iter().map(Into::into));
+        self.acr.push(values.into_iter().map(Into::into).collect());
         self
     }
 
     /// `amr` must contain at least one of `methods` (RFC 8176 values such as `mfa`, `otp`).
+    /// Calling it again adds another condition that must hold too.
     pub fn amr_any<I, S>(mut self, methods: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.amr_any.extend(methods.into_iter().map(Into::into));
+        self.amr_any.push(methods.into_iter().map(Into::into).collect());
         self
     }
 
@@ -242,7 +245,7 @@ impl Requirement {
 
     /// Checks the values a challenge would carry; called by the builder.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        for v in self.acr.iter().chain(&self.hint_acr) {
+        for v in self.acr.iter().flatten().chain(&self.hint_acr) {
             if v.is_empty() || !v.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(format!(
                     "acr value {v:?} cannot be sent in acr_values (visible ASCII, no spaces)"
@@ -257,20 +260,19 @@ impl Requirement {
         Ok(())
     }
 
-    fn acr_ok(&self, acr: Option<&str>, ladder: Option<&AcrLadder>) -> bool {
-        if self.acr.is_empty() {
-            return true;
-        }
+    /// The first acr group the token's acr does not satisfy.
+    fn unmet_acr_group(&self, acr: Option<&str>, ladder: Option<&AcrLadder>) -> Option<&Vec<String>> {
+        self.acr.iter().find(|group| !Self::acr_group_ok(group, acr, ladder))
+    }
+
+    fn acr_group_ok(group: &[String], acr: Option<&str>, ladder: Option<&AcrLadder>) -> bool {
         let Some(acr) = acr else { return false };
-        if self.acr.iter().any(|a| a == acr) {
+        if group.iter().any(|a| a == acr) {
             return true;
         }
         let Some(ladder) = ladder else { return false };
         let Some(have) = ladder.level_of(acr) else { return false };
-        self.acr
-            .iter()
-            .filter_map(|a| ladder.level_of(a))
-            .any(|need| have >= need)
+        group.iter().filter_map(|a| ladder.level_of(a)).any(|need| have >= need)
     }
 
     /// Evaluates the requirement against a verified token at time `now`.
@@ -292,9 +294,10 @@ impl Requirement {
                 max_age: None,
             });
         }
-        let unmet = if !self.acr_ok(ctx.acr.as_deref(), ladder) {
+        let unmet_group = self.unmet_acr_group(ctx.acr.as_deref(), ladder);
+        let unmet = if unmet_group.is_some() {
             Some(Unmet::Acr { got: ctx.acr.clone() })
-        } else if !self.amr_any.is_empty() && !self.amr_any.iter().any(|m| ctx.has_amr(m)) {
+        } else if self.amr_any.iter().any(|group| !group.iter().any(|m| ctx.has_amr(m))) {
             Some(Unmet::Amr)
         } else if let Some(name) = self
             .claims
@@ -319,11 +322,12 @@ impl Requirement {
             None => Ok(()),
             Some(unmet) => Err(Demand {
                 unmet,
-                acr_values: if self.acr.is_empty() {
-                    self.hint_acr.clone()
-                } else {
-                    self.acr.clone()
-                },
+                // The acr values that would satisfy what failed: the unmet group, else the first
+                // group (to keep the acr through a re-authentication), else the hint.
+                acr_values: unmet_group
+                    .or(self.acr.first())
+                    .cloned()
+                    .unwrap_or_else(|| self.hint_acr.clone()),
                 max_age: self.max_age,
             }),
         }

@@ -6,7 +6,7 @@
 //! | no credentials | 401 | `Bearer realm="…"` (no `error`) |
 //! | malformed request | 400 | `error="invalid_request"` |
 //! | token bad in any way | 401 | `error="invalid_token"` |
-//! | keys unavailable, when configured so | 503 | `error="invalid_token"` |
+//! | keys unavailable, when configured so | 503 | none; `Retry-After: 30`, body `temporarily_unavailable` |
 //! | missing scope | 403 | `error="insufficient_scope", scope="…"` |
 //! | authentication too weak or too old | 401 | `error="insufficient_user_authentication", acr_values="…", max_age=…` |
 //!
@@ -107,7 +107,13 @@ impl Refusal {
         let mut res = Response::new(Bytes::from(body));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
-        h.insert(header::WWW_AUTHENTICATE, self.challenge.to_header_value());
+        if matches!(self.kind, RefusalKind::KeysUnavailable(_)) {
+            // Not the token's fault: no challenge (a client would throw a good token away),
+            // and a hint when to come back.
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        } else {
+            h.insert(header::WWW_AUTHENTICATE, self.challenge.to_header_value());
+        }
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
@@ -188,8 +194,12 @@ impl Answers {
                 c.error = Some(ErrorCode::InvalidRequest);
                 c.error_description = Some(e.description().into());
             }
-            RefusalKind::InvalidToken(e) | RefusalKind::KeysUnavailable(e) => {
+            RefusalKind::InvalidToken(e) => {
                 c.error = Some(ErrorCode::InvalidToken);
+                c.error_description = Some(e.description().into());
+            }
+            RefusalKind::KeysUnavailable(e) => {
+                c.error = Some(ErrorCode::Other("temporarily_unavailable".into()));
                 c.error_description = Some(e.description().into());
             }
             RefusalKind::InsufficientScope(u) => {

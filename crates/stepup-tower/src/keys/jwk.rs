@@ -88,7 +88,10 @@ pub(crate) fn parse_key(v: &Value) -> Result<Key, String> {
             let n = b64(v, "n")?;
             let e = b64(v, "e")?;
             let n_trim = strip_zeros(&n);
-            let bits = n_trim.len() * 8 - n_trim.first().map_or(8, |b| b.leading_zeros() as usize);
+            let Some(first) = n_trim.first() else {
+                return Err("RSA modulus is zero".into());
+            };
+            let bits = n_trim.len() * 8 - first.leading_zeros() as usize;
             if bits < MIN_RSA_BITS {
                 return Err(format!("RSA modulus of {bits} bits is below {MIN_RSA_BITS}"));
             }
@@ -99,8 +102,10 @@ pub(crate) fn parse_key(v: &Value) -> Result<Key, String> {
                 return Err("RSA modulus has the ROCA fingerprint (CVE-2017-15361)".into());
             }
             let e_trim = strip_zeros(&e);
-            if e_trim.is_empty() || e_trim.len() > 8 || e_trim.last().is_none_or(|b| b % 2 == 0) {
-                return Err("RSA exponent is not a small odd number".into());
+            // An odd exponent of at least 3 that fits in 64 bits (e = 1 makes "signatures" trivial).
+            let e_value = e_trim.iter().take(9).fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+            if e_trim.len() > 8 || e_value < 3 || e_value % 2 == 0 {
+                return Err("RSA exponent is not an odd number of at least 3".into());
             }
             (
                 KeyKind::Rsa { bits },

@@ -50,6 +50,12 @@ impl AuthContext {
 /// RFC 7519 §2 NumericDate: a JSON number of seconds, possibly non-integer. Strings, booleans
 /// and the like are refused; out-of-range values saturate.
 pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, VerifyError> {
+    numeric_date_rounded(claims, name, false)
+}
+
+/// As [`numeric_date`]; `up` rounds a fractional value up (for `nbf`/`iat`, so rounding never
+/// makes a not-yet-valid token valid), otherwise down (for `exp`).
+fn numeric_date_rounded(claims: &Map<String, Value>, name: &'static str, up: bool) -> Result<Option<i64>, VerifyError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => {
@@ -60,7 +66,7 @@ pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> R
             } else {
                 match n.as_f64() {
                     // `as` saturates for floats.
-                    Some(f) if f.is_finite() => Ok(Some(f.floor() as i64)),
+                    Some(f) if f.is_finite() => Ok(Some(if up { f.ceil() } else { f.floor() } as i64)),
                     _ => Err(VerifyError::InvalidClaim(name)),
                 }
             }
@@ -100,12 +106,12 @@ pub(crate) fn validate(
     if now >= exp.saturating_add(leeway) {
         return Err(VerifyError::Expired { exp, now });
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")?
+    if let Some(nbf) = numeric_date_rounded(claims, "nbf", true)?
         && nbf > now.saturating_add(leeway)
     {
         return Err(VerifyError::NotYetValid { nbf, now });
     }
-    let iat = numeric_date(claims, "iat")?;
+    let iat = numeric_date_rounded(claims, "iat", true)?;
     if let Some(iat) = iat
         && iat > now.saturating_add(leeway)
     {
@@ -124,13 +130,28 @@ pub(crate) fn validate(
     let azp = opt_string(claims, "azp")?;
     let mut client_id = opt_string(claims, "client_id")?;
     if let TokenProfile::IdToken { client_id: ours } = &rules.profile {
-        // OIDC Core §3.1.3.7 (5): when present, azp is our client id.
-        if let Some(azp) = &azp
-            && azp != ours
-        {
-            return Err(VerifyError::WrongAuthorizedParty);
+        // OIDC Core §3.1.3.7 (3): reject audiences we do not trust.
+        if !aud.iter().all(|a| rules.audiences.iter().any(|ours| ours == a)) {
+            return Err(VerifyError::WrongAudience);
+        }
+        // (4)/(5): several audiences need azp; when present, azp is our client id.
+        match &azp {
+            Some(azp) if azp != ours => return Err(VerifyError::WrongAuthorizedParty),
+            None if aud.len() > 1 => return Err(VerifyError::MissingClaim("azp")),
+            _ => {}
+        }
+        // A logout token (OIDC Back-Channel Logout 1.0 §2.4) is not a bearer credential.
+        if claims.contains_key("events") {
+            return Err(VerifyError::WrongType);
         }
         client_id = client_id.or(azp);
+    }
+    if rules
+        .required_claims
+        .iter()
+        .any(|name| !claims.contains_key(name.as_str()))
+    {
+        return Err(VerifyError::MissingClaim("required claim"));
     }
     let sub = opt_string(claims, "sub")?;
     let acr = opt_string(claims, "acr")?;
@@ -144,10 +165,11 @@ pub(crate) fn validate(
     {
         return Err(VerifyError::InvalidClaim("auth_time"));
     }
+    // RFC 8693 §4.2 / RFC 9068: a space-separated string; some providers send an array.
     let mut scopes = match claims.get("scope") {
         None => Vec::new(),
         Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-        Some(_) => return Err(VerifyError::InvalidClaim("scope")),
+        Some(v) => string_list(v, "scope")?,
     };
     match claims.get("scp") {
         None => {}

@@ -54,6 +54,7 @@ pub struct Issuer {
     pub(crate) profile: TokenProfile,
     pub(crate) algorithms: Option<Vec<Algorithm>>,
     pub(crate) keys: Option<Arc<dyn KeySource>>,
+    pub(crate) required_claims: Vec<String>,
 }
 
 impl fmt::Debug for Issuer {
@@ -76,6 +77,7 @@ impl Issuer {
             profile: TokenProfile::AccessToken,
             algorithms: None,
             keys: None,
+            required_claims: Vec::new(),
         }
     }
 
@@ -89,6 +91,7 @@ impl Issuer {
             profile: TokenProfile::IdToken { client_id },
             algorithms: None,
             keys: None,
+            required_claims: Vec::new(),
         }
     }
 
@@ -103,6 +106,17 @@ impl Issuer {
     /// keys hold an HMAC secret).
     pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = Some(algs.into_iter().collect());
+        self
+    }
+
+    /// Claims a token must carry besides `iss`, `aud` and `exp` (always required). For strict
+    /// RFC 9068 §2.2: `["sub", "client_id", "iat", "jti"]`.
+    pub fn require_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_claims.extend(names.into_iter().map(Into::into));
         self
     }
 
@@ -141,6 +155,7 @@ pub(crate) struct IssuerRules {
     pub(crate) profile: TokenProfile,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) keys: Arc<dyn KeySource>,
+    pub(crate) required_claims: Vec<String>,
 }
 
 /// Why an issuer configuration was refused by the builder.
@@ -185,5 +200,6 @@ pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, String> {
         profile: issuer.profile,
         algorithms,
         keys,
+        required_claims: issuer.required_claims,
     })
 }

@@ -12,11 +12,12 @@
 //! 4. payload: base64url, a JSON object without duplicate top-level members;
 //! 5. `iss` selects one of the configured issuers (exact match) — anything else stops here;
 //! 6. `alg` is in that issuer's allow-list, `typ` fits its token profile;
-//! 7. claims: `exp` (required), `nbf`, `iat`, `aud`, `azp`, and the types of `sub`, `acr`,
-//!    `amr`, `auth_time`, `scope`/`scp`;
-//! 8. key lookup by `kid` in the issuer's current key set (an unknown `kid` asks the key source
+//! 7. key lookup by `kid` in the issuer's current key set (an unknown `kid` asks the key source
 //!    to refresh once); the key must permit `alg` (type, and the JWK's own `alg`);
-//! 9. signature.
+//! 8. signature;
+//! 9. claims: `exp` (required), `nbf`, `iat`, `aud`, `azp`, and the types of `sub`, `acr`,
+//!    `amr`, `auth_time`, `scope`/`scp`. Judged only after the signature verified, so that an
+//!    unsigned caller cannot probe the accepted audience, lifetime or leeway.
 //!
 //! Duplicate members: a header or payload object with the same top-level name twice is refused
 //! (RFC 7515 §5.2 allows refusing; accepting the last would let two parsers disagree).
@@ -365,7 +366,7 @@ impl Jws<'_> {
         self.header.get("kid").and_then(Value::as_str)
     }
 
-    /// Steps 8–9: key lookup and signature.
+    /// Steps 7–8: key lookup and signature.
     fn check_signature(&self, keys: &KeySet) -> Result<(), VerifyError> {
         let kid = self.kid();
         match keys.find(kid, self.alg) {
@@ -433,9 +434,10 @@ impl Verifier {
         let Some((index, rules)) = self.issuers.iter().enumerate().find(|(_, r)| r.issuer == *iss) else {
             return Err(VerifyError::UnknownIssuer.into());
         };
-        // Steps 6–7.
-        let context = self.check(rules, &jws, &claims, now)?;
-        // Steps 8–9.
+        // Step 6: the header fits this issuer.
+        Self::check_header(rules, &jws)?;
+        // Steps 7–8: key and signature, before any claim is judged, so that an unsigned caller
+        // learns nothing about the accepted audience, lifetime or leeway.
         let set = match keys.map(Ok).unwrap_or_else(|| rules.keys.current()) {
             Ok(set) => set,
             Err(_) if may_refresh => {
@@ -451,6 +453,8 @@ impl Verifier {
             Err(VerifyError::KeyNotFound { kid }) if may_refresh => return Err(Step::NeedsKeys { issuer: index, kid }),
             Err(e) => return Err(e.into()),
         }
+        // Step 9: claims.
+        let context = claims::validate(&claims, rules, now, self.leeway)?;
         Ok(VerifiedToken {
             context,
             alg: jws.alg,
@@ -459,13 +463,7 @@ impl Verifier {
         })
     }
 
-    fn check(
-        &self,
-        rules: &IssuerRules,
-        jws: &Jws<'_>,
-        claims: &Map<String, Value>,
-        now: i64,
-    ) -> Result<AuthContext, VerifyError> {
+    fn check_header(rules: &IssuerRules, jws: &Jws<'_>) -> Result<(), VerifyError> {
         if !rules.algorithms.contains(&jws.alg) {
             return Err(VerifyError::AlgorithmNotAllowed(format!("{:?}", jws.alg)));
         }
@@ -480,10 +478,7 @@ impl Verifier {
                 typ.is_none_or(|t| t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt"))
             }
         };
-        if !typ_ok {
-            return Err(VerifyError::WrongType);
-        }
-        claims::validate(claims, rules, now, self.leeway)
+        if typ_ok { Ok(()) } else { Err(VerifyError::WrongType) }
     }
 
     pub(crate) fn issuer(&self, index: usize) -> Option<&IssuerRules> {

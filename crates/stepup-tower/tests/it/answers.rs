@@ -708,3 +708,118 @@ async fn over_real_tcp() {
     assert!(client("/balance", None).await.starts_with("HTTP/1.1 401"));
     server.abort();
 }
+
+#[tokio::test]
+async fn and_only_narrows_a_requirement() {
+    let auth = step_up();
+    let app = Router::new()
+        .route(
+            "/acr",
+            get(|| async { "ok" })
+                .route_layer(auth.require(Requirement::new().acr(["loa3"]).and(Requirement::new().acr(["loa1"])))),
+        )
+        .route(
+            "/amr",
+            get(|| async { "ok" }).route_layer(auth.require(Requirement::new().amr_any(["hwk"]).amr_any(["pwd"]))),
+        )
+        .layer(auth.authenticate());
+    // acr loa1 meets the second condition only: refused, and the challenge names the unmet one.
+    let a = call(&app, "/acr", &mint(&pwd_claims())).await;
+    a.assert_refused(401, Some("insufficient_user_authentication"));
+    assert_eq!(a.challenge.unwrap().acr_values, vec!["loa3".to_string()]);
+    call(&app, "/amr", &mint(&pwd_claims()))
+        .await
+        .assert_refused(401, Some("insufficient_user_authentication"));
+    let mut c = pwd_claims();
+    c["amr"] = json!(["pwd", "hwk"]);
+    assert_eq!(call(&app, "/amr", &mint(&c)).await.status, 200);
+}
+
+#[tokio::test]
+async fn id_token_with_untrusted_audience_or_logout_shape_is_refused() {
+    let keys = KeySet::from_hmac_secret(HMAC_SECRET).unwrap();
+    let auth = StepUp::builder()
+        .issuer(Issuer::id_tokens(ISS, "bank-spa").static_keys(keys))
+        .realm("bank")
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(auth.authenticate());
+    let key = jsonwebtoken::EncodingKey::from_secret(HMAC_SECRET);
+    let now = now();
+    let t = |c: serde_json::Value| sign_raw(r#"{"alg":"HS256"}"#, &c.to_string(), &key, Algorithm::HS256);
+    // OIDC Core §3.1.3.7 (3): an audience we do not trust.
+    let c = json!({"iss": ISS, "aud": ["bank-spa", "evil-client"], "sub": "bob", "exp": now + 60, "azp": "bank-spa"});
+    call(&app, "/me", &t(c))
+        .await
+        .assert_refused(401, Some("invalid_token"));
+    // Several audiences without azp.
+    let auth2 = StepUp::builder()
+        .issuer(
+            Issuer::id_tokens(ISS, "bank-spa")
+                .audience("bank-spa-2")
+                .static_keys(KeySet::from_hmac_secret(HMAC_SECRET).unwrap()),
+        )
+        .realm("bank")
+        .build()
+        .unwrap();
+    let app2 = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(auth2.authenticate());
+    let c = json!({"iss": ISS, "aud": ["bank-spa", "bank-spa-2"], "sub": "bob", "exp": now + 60});
+    call(&app2, "/me", &t(c))
+        .await
+        .assert_refused(401, Some("invalid_token"));
+    // A back-channel logout token is not a credential.
+    let c = json!({"iss": ISS, "aud": "bank-spa", "sub": "bob", "exp": now + 60, "events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
+    call(&app, "/me", &t(c))
+        .await
+        .assert_refused(401, Some("invalid_token"));
+    let c = json!({"iss": ISS, "aud": "bank-spa", "sub": "bob", "exp": now + 60});
+    assert_eq!(call(&app, "/me", &t(c)).await.status, 200);
+}
+
+#[tokio::test]
+async fn scope_array_and_strict_rfc9068_claims() {
+    let auth = StepUp::builder()
+        .issuer(
+            Issuer::access_tokens(ISS)
+                .audience(AUD)
+                .static_keys(issuer_keys())
+                .require_claims(["sub", "client_id", "iat", "jti"]),
+        )
+        .realm("bank")
+        .build()
+        .unwrap();
+    let app = app(&auth);
+    let mut c = pwd_claims();
+    c["scope"] = json!(["transfer", "openid"]);
+    assert_eq!(call(&app, "/scoped", &mint(&c)).await.status, 200);
+    for missing in ["sub", "client_id", "iat", "jti"] {
+        let mut c = pwd_claims();
+        c.as_object_mut().unwrap().remove(missing);
+        call(&app, "/balance", &mint(&c))
+            .await
+            .assert_refused(401, Some("invalid_token"));
+    }
+}
+
+#[tokio::test]
+async fn extractor_without_layer_is_a_server_error() {
+    let app: Router = Router::new().route("/x", get(|ctx: AuthContext| async move { ctx.sub.unwrap_or_default() }));
+    let a = send(&app, get_with("/x", Some("Bearer abc"))).await;
+    assert_eq!(a.status, 500);
+    assert!(a.challenge.is_none());
+}
+
+#[tokio::test]
+async fn try_require_refuses_values_a_challenge_cannot_carry() {
+    let auth = step_up();
+    assert!(auth.try_require(Requirement::new().acr(["loa 2"])).is_err());
+    assert!(auth.try_require(Requirement::new().scope(["a\"b"])).is_err());
+    assert!(
+        auth.try_require(Requirement::new().acr([MFA]).scope(["transfer"]))
+            .is_ok()
+    );
+}

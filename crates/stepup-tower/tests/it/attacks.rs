@@ -297,7 +297,7 @@ async fn claim_types_are_checked() {
         ("auth_time", json!("yesterday")),
         ("auth_time", json!(now + 3600)),
         ("sub", json!(42)),
-        ("scope", json!(["a"])),
+        ("scope", json!({"a": 1})),
     ];
     for (claim, value) in cases {
         let mut c = pwd_claims();
@@ -331,4 +331,180 @@ async fn duplicate_members_are_refused() {
         &sign_raw(header, &pwd_claims().to_string(), &s.key, Algorithm::ES256),
     )
     .await;
+}
+
+/// The [hostile] corpus: odd `kid`s, odd `alg`s, odd encodings and shapes. Every item gets
+/// 400 or 401 with a well-formed challenge; none gets 200 or 500.
+#[tokio::test]
+async fn hostile_corpus_never_200_or_500() {
+    let app = app_();
+    let s = signer(Algorithm::ES256);
+    let claims = pwd_claims().to_string();
+    let sign_h = |h: serde_json::Value| sign_raw(&h.to_string(), &claims, &s.key, Algorithm::ES256);
+    let mut tokens: Vec<(String, String)> = Vec::new();
+    for kid in [
+        json!("../../../../etc/passwd"),
+        json!("' OR 1=1 --"),
+        json!("http://127.0.0.1:1/jwks"),
+        json!("x".repeat(10 * 1024)),
+        json!(42),
+        json!({"kid": "p256a"}),
+        json!(null),
+        json!(["p256a"]),
+        json!(""),
+        json!("p256a\u{0000}"),
+    ] {
+        tokens.push((
+            format!("kid {kid:.40}"),
+            sign_h(json!({"alg": "ES256", "typ": "at+jwt", "kid": kid})),
+        ));
+    }
+    for alg in [
+        json!("es256"),
+        json!("Es256"),
+        json!("ES256 "),
+        json!("ES256K"),
+        json!("RS1"),
+        json!(""),
+        json!(null),
+        json!(256),
+        json!(["ES256"]),
+    ] {
+        tokens.push((
+            format!("alg {alg}"),
+            sign_h(json!({"alg": alg, "typ": "at+jwt", "kid": "p256a"})),
+        ));
+    }
+    for typ in [json!(null), json!(1), json!(["at+jwt"]), json!("at+jwt\u{0000}")] {
+        tokens.push((
+            format!("typ {typ}"),
+            sign_h(json!({"alg": "ES256", "typ": typ, "kid": "p256a"})),
+        ));
+    }
+    let good = mint(&pwd_claims());
+    let parts: Vec<&str> = good.split('.').collect();
+    let (h, p, sig) = (parts[0], parts[1], parts[2]);
+    tokens.push(("padding in header".into(), format!("{h}==.{p}.{sig}")));
+    tokens.push(("padding in payload".into(), format!("{h}.{p}=.{sig}")));
+    tokens.push(("standard alphabet +".into(), format!("{h}.{p}.+{}", &sig[1..])));
+    tokens.push((
+        "standard alphabet /".into(),
+        format!("{h}.{p}.{}/", &sig[..sig.len() - 1]),
+    ));
+    tokens.push(("four segments".into(), format!("{h}.{p}.{sig}.{sig}")));
+    tokens.push(("five segments (JWE)".into(), format!("{h}.{p}.{sig}.{sig}.{sig}")));
+    tokens.push(("empty segments".into(), "..".into()));
+    tokens.push(("only dots".into(), "....".into()));
+    tokens.push(("header not JSON".into(), format!("{}.{p}.{sig}", b64(b"not json"))));
+    tokens.push(("header JSON array".into(), format!("{}.{p}.{sig}", b64(b"[1,2]"))));
+    tokens.push(("payload JSON string".into(), format!("{h}.{}.{sig}", b64(b"\"x\""))));
+    tokens.push((
+        "payload not UTF-8".into(),
+        format!("{h}.{}.{sig}", b64(&[0xff, 0xfe, 0x7b])),
+    ));
+    tokens.push((
+        "huge JOSE header".into(),
+        sign_h(json!({"alg": "ES256", "typ": "at+jwt", "kid": "p256a", "x": "y".repeat(8 * 1024)})),
+    ));
+    let now = now();
+    for (claim, value) in [
+        ("exp", json!(-1)),
+        ("exp", json!("NaN")),
+        ("exp", json!("1e400")),
+        ("nbf", json!(i64::MAX)),
+        ("iat", json!(u64::MAX)),
+        ("auth_time", json!([1])),
+        ("aud", json!({"0": AUD})),
+        ("aud", json!([[AUD]])),
+        ("iss", json!(null)),
+        ("exp", json!(now as f64 - 1e9)),
+    ] {
+        let mut c = pwd_claims();
+        c[claim] = value.clone();
+        tokens.push((format!("{claim} = {value}"), mint(&c)));
+    }
+    for (what, token) in &tokens {
+        for path in ["/balance", "/transfer"] {
+            let a = call(&app, path, token).await;
+            assert!(
+                a.status == 400 || a.status == 401,
+                "{what} on {path}: {} {}",
+                a.status,
+                a.text
+            );
+            let c = a.challenge.as_ref().unwrap_or_else(|| panic!("{what}: no challenge"));
+            assert!(c.acr_values.is_empty(), "{what}: step-up hint before validation");
+            assert_eq!(c.realm.as_deref(), Some("bank"));
+        }
+    }
+    // Authorization headers of odd shapes.
+    let good = mint(&pwd_claims());
+    for (header, want) in [
+        (format!("Bearer   {good}"), 200),
+        (format!("bearer {good}"), 200),
+        (format!("Bearer\t{good}"), 400),
+        (format!("Bearer {good},"), 400),
+        (format!("Bearer {good}, Bearer {good}"), 400),
+        (format!("Bearer {good}\u{e9}"), 400),
+        (format!("Bearer \"{good}\""), 400),
+    ] {
+        let a = send(
+            &app,
+            http::Request::get("/balance")
+                .header(
+                    "authorization",
+                    http::HeaderValue::from_bytes(header.as_bytes()).unwrap(),
+                )
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, want, "{header:.30}");
+    }
+}
+
+#[tokio::test]
+async fn claims_are_not_judged_before_the_signature() {
+    // An unsigned caller cannot learn the accepted audience or lifetime from the description.
+    let app = app_();
+    let s = signer(Algorithm::ES256);
+    for (claim, value) in [
+        ("aud", json!("other-api")),
+        ("exp", json!(1)),
+        ("nbf", json!(now() + 3600)),
+    ] {
+        let mut c = pwd_claims();
+        c[claim] = value;
+        let good = sign_raw(
+            &header(Algorithm::ES256, Some("at+jwt"), Some(s.kid)).to_string(),
+            &c.to_string(),
+            &s.key,
+            Algorithm::ES256,
+        );
+        let forged = format!("{}.{}", good.rsplit_once('.').unwrap().0, b64(&[7u8; 64]));
+        let a = call(&app, "/balance", &forged).await;
+        a.assert_refused(401, Some("invalid_token"));
+        assert_eq!(
+            a.challenge.unwrap().error_description.as_deref(),
+            Some("invalid signature"),
+            "{claim}"
+        );
+    }
+}
+
+#[test]
+fn unusable_rsa_jwks_are_skipped_not_fatal() {
+    // Regression: an empty or all-zero modulus used to underflow; e = 1 used to load.
+    let n = b64(&[0xc5; 256]);
+    let doc = json!({"keys": [
+        {"kty": "RSA", "kid": "empty", "n": "", "e": "AQAB"},
+        {"kty": "RSA", "kid": "zero", "n": "AAAA", "e": "AQAB"},
+        {"kty": "RSA", "kid": "e1", "n": n, "e": "AQ"},
+        {"kty": "RSA", "kid": "e2", "n": n, "e": "Ag"},
+        {"kty": "RSA", "kid": "ok", "n": n, "e": "AQAB"}
+    ]});
+    let set = stepup_tower::keys::KeySet::from_jwks_json(doc.to_string().as_bytes()).unwrap();
+    assert_eq!(set.len(), 1);
+    let skipped: Vec<_> = set.skipped().iter().map(|k| k.kid.clone().unwrap()).collect();
+    assert_eq!(skipped, ["empty", "zero", "e1", "e2"]);
 }

@@ -249,6 +249,8 @@ async fn no_keys_at_all_is_401_or_503_and_unknown_issuer_fetches_nothing() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     let a = call(&app(&auth503), "/balance", &token).await;
     assert_eq!(a.status, 503, "{}", a.text);
+    assert!(a.challenge.is_none(), "no challenge: the token is not at fault");
+    assert_eq!(a.body["error"], "temporarily_unavailable");
     // Unknown issuer: refused before any key lookup, so no fetch.
     let hits = server.hits();
     let other = token_for("https://unknown.example", es_key(), Algorithm::ES256, "zzz");
