@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for FUZZ_SECONDS (default 30) from the committed seeds.
+# Needs cargo-fuzz (`cargo install cargo-fuzz`); the toolchain is stable, so RUSTC_BOOTSTRAP=1
+# and no sanitizer (-s none). Prints each target's executions, and `N passed, M failed`.
+set -euo pipefail
+cd "$(dirname "$0")"
+secs="${FUZZ_SECONDS:-30}"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "fuzz smoke: cargo-fuzz missing; installing it (one time, ~1 min)"
+    cargo install --locked --quiet cargo-fuzz || { echo "FUZZ SMOKE SKIPPED: cargo-fuzz could not be installed" >&2; exit 0; }
+  else
+    echo "=================================================================="
+    echo " FUZZ SMOKE SKIPPED: cargo-fuzz is not installed (cargo install cargo-fuzz)"
+    echo "=================================================================="
+    exit 0
+  fi
+fi
+export RUSTC_BOOTSTRAP=1
+cargo fuzz build -s none >/dev/null
+passed=0
+failed=0
+total=0
+for target in $(cargo fuzz list); do
+  mkdir -p "corpus/$target"
+  log=$(mktemp)
+  if cargo fuzz run -s none "$target" "corpus/$target" "seeds/$target" -- \
+      -max_total_time="$secs" -max_len=20000 -print_final_stats=1 >"$log" 2>&1; then
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+    total=$((total + execs))
+    echo "fuzz $target: ok, $execs executions in ${secs}s"
+    passed=$((passed + 1))
+  else
+    echo "fuzz $target: FAILED"
+    tail -40 "$log"
+    failed=$((failed + 1))
+  fi
+  rm -f "$log"
+done
+echo "fuzz total: $total executions"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
