@@ -121,11 +121,16 @@ impl StepUp {
     }
 
     /// Verifies a raw token (without the `Bearer ` prefix) outside of any request.
-    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         match self.verify_now(token) {
             Outcome::Done(r) => r,
             Outcome::NeedsKeys { issuer, kid } => self.verify_after_refresh(token, issuer, kid).await,
         }
+    }
+
+    /// Counters of the verified-token cache (all zero when it is off).
+    pub fn token_cache_stats(&self) -> crate::verify::CacheStats {
+        self.inner.verifier.cache_stats()
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -141,7 +146,7 @@ impl StepUp {
         token: &str,
         issuer: usize,
         kid: Option<String>,
-    ) -> Result<VerifiedToken, VerifyError> {
+    ) -> Result<Arc<VerifiedToken>, VerifyError> {
         let Some(rules) = self.inner.verifier.issuer(issuer) else {
             return Err(VerifyError::UnknownIssuer);
         };
@@ -168,6 +173,7 @@ pub struct StepUpBuilder {
     responder: Arc<dyn Responder>,
     clock: Clock,
     unavailable_is_503: bool,
+    token_cache: Option<(usize, Duration)>,
 }
 
 impl Default for StepUpBuilder {
@@ -183,6 +189,7 @@ impl Default for StepUpBuilder {
             responder: Arc::new(DefaultResponder),
             clock: Arc::new(system_clock),
             unavailable_is_503: false,
+            token_cache: None,
         }
     }
 }
@@ -253,6 +260,15 @@ impl StepUpBuilder {
         self
     }
 
+    /// Turns on the verified-token cache (off by default): a repeated token skips signature
+    /// verification. At most `max_entries` tokens (by SHA-256) for at most `ttl` each (and never
+    /// past their `exp`); time claims are checked again on every hit, requirements are always
+    /// evaluated, and an entry dies with the key that verified it.
+    pub fn token_cache(mut self, max_entries: usize, ttl: Duration) -> Self {
+        self.token_cache = (max_entries > 0).then_some((max_entries, ttl));
+        self
+    }
+
     /// Answer 503 instead of 401 `invalid_token` when an issuer's keys cannot be had at all.
     pub fn unavailable_keys_as_503(mut self, yes: bool) -> Self {
         self.unavailable_is_503 = yes;
@@ -287,6 +303,9 @@ impl StepUpBuilder {
                     leeway,
                     max_token_len: self.max_token_len,
                     max_header_len: self.max_header_len,
+                    cache: self.token_cache.map(|(n, ttl)| {
+                        crate::verify::cache::TokenCache::new(n, i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+                    }),
                 },
                 answers: Answers {
                     realm: self.realm,

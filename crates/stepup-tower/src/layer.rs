@@ -155,10 +155,9 @@ impl StepUpLayer {
         }
     }
 
-    fn finish<B>(&self, req: &mut Request<B>, result: Result<VerifiedToken, VerifyError>) -> Decision {
+    fn finish<B>(&self, req: &mut Request<B>, result: Result<Arc<VerifiedToken>, VerifyError>) -> Decision {
         match result {
             Ok(token) => {
-                let token = Arc::new(token);
                 req.extensions_mut().insert(AuthState {
                     step_up: self.step_up.clone(),
                     token: Some(token.clone()),

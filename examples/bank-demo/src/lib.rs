@@ -44,6 +44,8 @@ pub struct Config {
     pub scope: String,
     /// `DEV_PROVIDER_KEY_FILE`: PKCS#8 PEM signing key of the embedded provider.
     pub dev_key_pem: Option<Vec<u8>>,
+    /// `STEPUP_TOKEN_CACHE`: entries of the verified-token cache (default 10,000; 0 = off).
+    pub token_cache: usize,
 }
 
 impl Config {
@@ -62,6 +64,12 @@ impl Config {
             resource: var("STEPUP_RESOURCE"),
             scope: var("STEPUP_SCOPE").unwrap_or_else(|| "openid accounts".into()),
             dev_key_pem,
+            token_cache: match var("STEPUP_TOKEN_CACHE") {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("STEPUP_TOKEN_CACHE must be a number of entries, not {v:?}"))?,
+                None => 10_000,
+            },
         })
     }
 }

@@ -130,7 +130,7 @@ impl Key {
         self.permits(alg) && jsonwebtoken::crypto::verify(signature_b64, message, &self.decoding, alg) == Ok(true)
     }
 
-    fn same_material(&self, other: &Key) -> bool {
+    pub(crate) fn same_material(&self, other: &Key) -> bool {
         self.kind == other.kind && self.alg == other.alg && key_bytes(&self.decoding) == key_bytes(&other.decoding)
     }
 }
@@ -306,9 +306,13 @@ impl KeySet {
 
     /// Finds the key that may verify a token with this `kid` and `alg`.
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Key, LookupError> {
+        self.find_shared(kid, alg).map(AsRef::as_ref)
+    }
+
+    pub(crate) fn find_shared(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Arc<Key>, LookupError> {
         if KeyKind::Hmac.supports(alg) {
             // The issuer's configured secret, never chosen by `kid`.
-            return match self.hmac.as_deref() {
+            return match self.hmac.as_ref() {
                 None => Err(LookupError::NotFound),
                 Some(k) if k.permits(alg) => Ok(k),
                 Some(_) => Err(LookupError::AlgorithmMismatch),

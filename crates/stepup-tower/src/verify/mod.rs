@@ -22,6 +22,7 @@
 //! Duplicate members: a header or payload object with the same top-level name twice is refused
 //! (RFC 7515 §5.2 allows refusing; accepting the last would let two parsers disagree).
 
+pub(crate) mod cache;
 pub(crate) mod claims;
 pub(crate) mod issuer;
 
@@ -35,10 +36,11 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+pub use cache::CacheStats;
 pub use claims::AuthContext;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, TokenProfile};
 
-use crate::keys::{KeyError, KeySet, LookupError};
+use crate::keys::{Key, KeyError, KeySet, LookupError};
 use issuer::IssuerRules;
 
 /// Why a token was refused (answered with 401 `invalid_token`).
@@ -262,6 +264,7 @@ pub(crate) struct Verifier {
     pub(crate) leeway: i64,
     pub(crate) max_token_len: usize,
     pub(crate) max_header_len: usize,
+    pub(crate) cache: Option<cache::TokenCache>,
 }
 
 enum Step {
@@ -277,7 +280,7 @@ impl From<VerifyError> for Step {
 
 #[allow(clippy::large_enum_variant)] // built and matched at once, never stored
 pub(crate) enum Outcome {
-    Done(Result<VerifiedToken, VerifyError>),
+    Done(Result<Arc<VerifiedToken>, VerifyError>),
     /// The `kid` is not in the issuer's current set: ask its source to refresh.
     NeedsKeys {
         issuer: usize,
@@ -285,8 +288,36 @@ pub(crate) enum Outcome {
     },
 }
 
+/// The JOSE header members we read. Unknown members are ignored (`jku`, `x5u`, `x5c`, `jwk`
+/// included: keys only ever come from the issuer's key source). A known member given twice is
+/// a parse error, as is a member of the wrong type.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default, deserialize_with = "string")]
+    kid: Option<String>,
+    #[serde(default, deserialize_with = "string")]
+    typ: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    cty: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    enc: Option<Value>,
+}
+
+/// A string when the member is there (`null` is not a string).
+fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
+/// `Some` whenever the member is there, even as `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 struct Jws<'t> {
-    header: Map<String, Value>,
+    header: JoseHeader,
     alg: Algorithm,
     payload: &'t str,
     signing_input: &'t str,
@@ -322,32 +353,28 @@ fn parse_jws(token: &str, max_token_len: usize, max_header_len: usize) -> Result
     let header_bytes = URL_SAFE_NO_PAD
         .decode(h)
         .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
-    let header = parse_object(&header_bytes, "header is not a JSON object")?;
-    let alg = match header.get("alg") {
-        Some(Value::String(a)) => a,
-        Some(_) => return Err(VerifyError::Malformed("alg is not a string")),
-        None => return Err(VerifyError::Malformed("alg missing")),
+    // A struct would also accept a JSON array positionally: insist on an object.
+    if header_bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(VerifyError::Malformed("header is not a JSON object"));
+    }
+    let header: JoseHeader = match serde_json::from_slice(&header_bytes) {
+        Ok(h) => h,
+        Err(e) if e.to_string().starts_with("duplicate field") => return Err(VerifyError::DuplicateMember),
+        Err(_) => return Err(VerifyError::Malformed("header is not a valid JOSE header")),
     };
-    if alg.eq_ignore_ascii_case("none") {
+    if header.alg.eq_ignore_ascii_case("none") {
         return Err(VerifyError::AlgNone);
     }
-    let alg: Algorithm = alg
+    let alg: Algorithm = header
+        .alg
         .parse()
-        .map_err(|_| VerifyError::AlgorithmNotAllowed(truncate(alg)))?;
+        .map_err(|_| VerifyError::AlgorithmNotAllowed(truncate(&header.alg)))?;
     // RFC 7515 §4.1.11: we understand no extension, so any `crit` is refused.
-    if header.contains_key("crit") {
+    if header.crit.is_some() {
         return Err(VerifyError::UnsupportedCrit);
     }
-    if header.contains_key("cty") || header.contains_key("enc") {
+    if header.cty.is_some() || header.enc.is_some() {
         return Err(VerifyError::NestedToken);
-    }
-    match header.get("kid") {
-        None | Some(Value::String(_)) => {}
-        Some(_) => return Err(VerifyError::Malformed("kid is not a string")),
-    }
-    match header.get("typ") {
-        None | Some(Value::String(_)) => {}
-        Some(_) => return Err(VerifyError::Malformed("typ is not a string")),
     }
     let signing_input = token
         .get(..h.len() + 1 + p.len())
@@ -363,14 +390,14 @@ fn parse_jws(token: &str, max_token_len: usize, max_header_len: usize) -> Result
 
 impl Jws<'_> {
     fn kid(&self) -> Option<&str> {
-        self.header.get("kid").and_then(Value::as_str)
+        self.header.kid.as_deref()
     }
 
     /// Steps 7–8: key lookup and signature.
-    fn check_signature(&self, keys: &KeySet) -> Result<(), VerifyError> {
+    fn check_signature(&self, keys: &KeySet) -> Result<Arc<Key>, VerifyError> {
         let kid = self.kid();
-        match keys.find(kid, self.alg) {
-            Ok(key) if key.verify_b64(self.alg, self.signing_input.as_bytes(), self.signature) => Ok(()),
+        match keys.find_shared(kid, self.alg) {
+            Ok(key) if key.verify_b64(self.alg, self.signing_input.as_bytes(), self.signature) => Ok(key.clone()),
             Ok(_) => Err(VerifyError::BadSignature),
             Err(LookupError::NotFound) => Err(VerifyError::KeyNotFound { kid: kid.map(truncate) }),
             Err(LookupError::Ambiguous) => Err(VerifyError::AmbiguousKey),
@@ -396,7 +423,7 @@ pub fn verify_jws(token: &str, keys: &KeySet, algorithms: &[Algorithm]) -> Resul
     if !algorithms.contains(&jws.alg) {
         return Err(VerifyError::AlgorithmNotAllowed(format!("{:?}", jws.alg)));
     }
-    jws.check_signature(keys)?;
+    let _key = jws.check_signature(keys)?;
     URL_SAFE_NO_PAD
         .decode(jws.payload)
         .map_err(|_| VerifyError::Malformed("payload is not base64url"))
@@ -405,11 +432,38 @@ pub fn verify_jws(token: &str, keys: &KeySet, algorithms: &[Algorithm]) -> Resul
 impl Verifier {
     /// Runs every check; `keys` overrides the issuer's current set (after a refresh).
     pub(crate) fn verify(&self, token: &str, now: i64, keys: Option<Arc<KeySet>>, may_refresh: bool) -> Outcome {
+        let digest = self.cache.as_ref().map(|_| cache::sha256(token.as_bytes()));
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest) {
+            let current = |i: usize| self.issuers.get(i).and_then(|r| r.keys.current().ok());
+            if let Some(hit) = cache.get(digest, now, self.leeway, current) {
+                return Outcome::Done(Ok(hit));
+            }
+        }
         Outcome::Done(match self.verify_inner(token, now, keys, may_refresh) {
-            Ok(v) => Ok(v),
+            Ok((token, issuer, key)) => {
+                let token = Arc::new(token);
+                if let (Some(cache), Some(digest)) = (&self.cache, digest) {
+                    let nbf = claims::numeric_date(token.claims(), "nbf").ok().flatten();
+                    cache.insert(
+                        digest,
+                        cache::Entry {
+                            token: token.clone(),
+                            issuer,
+                            key,
+                            nbf,
+                            stored_at: now,
+                        },
+                    );
+                }
+                Ok(token)
+            }
             Err(Step::Refused(e)) => Err(e),
             Err(Step::NeedsKeys { issuer, kid }) => return Outcome::NeedsKeys { issuer, kid },
         })
+    }
+
+    pub(crate) fn cache_stats(&self) -> cache::CacheStats {
+        self.cache.as_ref().map(cache::TokenCache::stats).unwrap_or_default()
     }
 
     fn verify_inner(
@@ -418,7 +472,7 @@ impl Verifier {
         now: i64,
         keys: Option<Arc<KeySet>>,
         may_refresh: bool,
-    ) -> Result<VerifiedToken, Step> {
+    ) -> Result<(VerifiedToken, usize, Arc<Key>), Step> {
         let jws = parse_jws(token, self.max_token_len, self.max_header_len)?;
         // Step 4: the payload.
         let payload = URL_SAFE_NO_PAD
@@ -448,26 +502,27 @@ impl Verifier {
             }
             Err(e) => return Err(VerifyError::KeysUnavailable(e).into()),
         };
-        match jws.check_signature(&set) {
-            Ok(()) => {}
+        let key = match jws.check_signature(&set) {
+            Ok(key) => key,
             Err(VerifyError::KeyNotFound { kid }) if may_refresh => return Err(Step::NeedsKeys { issuer: index, kid }),
             Err(e) => return Err(e.into()),
-        }
+        };
         // Step 9: claims.
         let context = claims::validate(&claims, rules, now, self.leeway)?;
-        Ok(VerifiedToken {
+        let token = VerifiedToken {
             context,
             alg: jws.alg,
             kid: jws.kid().map(str::to_string),
             claims: Arc::new(claims),
-        })
+        };
+        Ok((token, index, key))
     }
 
     fn check_header(rules: &IssuerRules, jws: &Jws<'_>) -> Result<(), VerifyError> {
         if !rules.algorithms.contains(&jws.alg) {
             return Err(VerifyError::AlgorithmNotAllowed(format!("{:?}", jws.alg)));
         }
-        let typ = jws.header.get("typ").and_then(Value::as_str);
+        let typ = jws.header.typ.as_deref();
         let typ_ok = match &rules.profile {
             // RFC 9068 §4: at+jwt or application/at+jwt, compared case-insensitively.
             TokenProfile::AccessToken => {

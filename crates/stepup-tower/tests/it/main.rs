@@ -10,6 +10,7 @@
 
 mod answers;
 mod attacks;
+mod cache;
 mod jwks_server;
 mod remote;
 mod support;
