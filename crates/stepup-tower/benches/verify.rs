@@ -2,7 +2,13 @@
 //! raw `jsonwebtoken::decode` vs the layer's verify path vs a full `oneshot` through an axum
 //! router, per algorithm; a verified-token cache hit; key sets of 1/10/100 keys; tokens of
 //! 0.5/2/8 KB.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 
 use std::future::Future;
 use std::hint::black_box;

@@ -46,6 +46,11 @@ pub struct Config {
     pub dev_key_pem: Option<Vec<u8>>,
     /// `STEPUP_TOKEN_CACHE`: entries of the verified-token cache (default 10,000; 0 = off).
     pub token_cache: usize,
+    /// `STEPUP_TRANSFER_ACR`: acr values accepted for a transfer, in preference order
+    /// (default the multi-factor URI).
+    pub transfer_acr: Vec<String>,
+    /// `STEPUP_ACCEPT_TYP`: extra access-token `typ` values (e.g. `JWT` for Entra ID).
+    pub accept_typ: Vec<String>,
 }
 
 impl Config {
@@ -70,6 +75,17 @@ impl Config {
                     .map_err(|_| format!("STEPUP_TOKEN_CACHE must be a number of entries, not {v:?}"))?,
                 None => 10_000,
             },
+            transfer_acr: var("STEPUP_TRANSFER_ACR")
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            accept_typ: var("STEPUP_ACCEPT_TYP")
+                .map(|v| {
+                    v.split([',', ' '])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -123,6 +139,10 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
                 (issuer.clone(), None, iss, Some(remote))
             }
         };
+    let mut key_source = key_source;
+    for typ in &config.accept_typ {
+        key_source = key_source.also_accept_typ(typ);
+    }
     let metadata_url = format!("{origin}/.well-known/oauth-protected-resource");
     let auth = StepUp::builder()
         .issuer(key_source.audience(&config.audience))
@@ -153,7 +173,12 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
             "resource_name": "stepup-tower demo bank",
         })),
     };
-    let transfer_rule = Requirement::new().acr([MFA_ACR]).max_age(TRANSFER_MAX_AGE);
+    let transfer_acr = if config.transfer_acr.is_empty() {
+        vec![MFA_ACR.to_string()]
+    } else {
+        config.transfer_acr.clone()
+    };
+    let transfer_rule = Requirement::new().acr(transfer_acr).max_age(TRANSFER_MAX_AGE);
     let api = Router::new()
         .route("/api/balance", get(balance))
         .route(

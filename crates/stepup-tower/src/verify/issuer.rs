@@ -55,6 +55,8 @@ pub struct Issuer {
     pub(crate) algorithms: Option<Vec<Algorithm>>,
     pub(crate) keys: Option<Arc<dyn KeySource>>,
     pub(crate) required_claims: Vec<String>,
+    pub(crate) extra_typs: Vec<String>,
+    pub(crate) typ_optional: bool,
 }
 
 impl fmt::Debug for Issuer {
@@ -78,6 +80,8 @@ impl Issuer {
             algorithms: None,
             keys: None,
             required_claims: Vec::new(),
+            extra_typs: Vec::new(),
+            typ_optional: false,
         }
     }
 
@@ -92,6 +96,8 @@ impl Issuer {
             algorithms: None,
             keys: None,
             required_claims: Vec::new(),
+            extra_typs: Vec::new(),
+            typ_optional: false,
         }
     }
 
@@ -117,6 +123,22 @@ impl Issuer {
         S: Into<String>,
     {
         self.required_claims.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Access-token profile only: also accept this header `typ` (compared case-insensitively),
+    /// for providers that cannot send RFC 9068's `at+jwt` (e.g. `JWT` from Microsoft Entra ID).
+    /// This weakens the separation from ID tokens, which then rests on `aud`: make sure the
+    /// accepted audience is never an OAuth client id of the same provider.
+    pub fn also_accept_typ(mut self, typ: impl Into<String>) -> Self {
+        self.extra_typs.push(typ.into());
+        self
+    }
+
+    /// Access-token profile only: accept tokens without a header `typ` (same caveat as
+    /// [`Issuer::also_accept_typ`]).
+    pub fn allow_missing_typ(mut self) -> Self {
+        self.typ_optional = true;
         self
     }
 
@@ -156,6 +178,8 @@ pub(crate) struct IssuerRules {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) keys: Arc<dyn KeySource>,
     pub(crate) required_claims: Vec<String>,
+    pub(crate) extra_typs: Vec<String>,
+    pub(crate) typ_optional: bool,
 }
 
 /// Why an issuer configuration was refused by the builder.
@@ -201,5 +225,7 @@ pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, String> {
         algorithms,
         keys,
         required_claims: issuer.required_claims,
+        extra_typs: issuer.extra_typs,
+        typ_optional: issuer.typ_optional,
     })
 }

@@ -525,9 +525,14 @@ impl Verifier {
         let typ = jws.header.typ.as_deref();
         let typ_ok = match &rules.profile {
             // RFC 9068 §4: at+jwt or application/at+jwt, compared case-insensitively.
-            TokenProfile::AccessToken => {
-                typ.is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
-            }
+            TokenProfile::AccessToken => match typ {
+                Some(t) => {
+                    t.eq_ignore_ascii_case("at+jwt")
+                        || t.eq_ignore_ascii_case("application/at+jwt")
+                        || rules.extra_typs.iter().any(|x| x.eq_ignore_ascii_case(t))
+                }
+                None => rules.typ_optional,
+            },
             // ID tokens carry no typ or `JWT`; never the access-token type.
             TokenProfile::IdToken { .. } => {
                 typ.is_none_or(|t| t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt"))

@@ -823,3 +823,39 @@ async fn try_require_refuses_values_a_challenge_cannot_carry() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn legacy_typ_only_when_configured() {
+    let s = signer(Algorithm::ES256);
+    let jwt_typ = sign_raw(
+        &header(Algorithm::ES256, Some("JWT"), Some(s.kid)).to_string(),
+        &pwd_claims().to_string(),
+        &s.key,
+        Algorithm::ES256,
+    );
+    let no_typ = sign_raw(
+        &header(Algorithm::ES256, None, Some(s.kid)).to_string(),
+        &pwd_claims().to_string(),
+        &s.key,
+        Algorithm::ES256,
+    );
+    let strict = app(&step_up());
+    call(&strict, "/balance", &jwt_typ)
+        .await
+        .assert_refused(401, Some("invalid_token"));
+    let lenient = StepUp::builder()
+        .issuer(
+            Issuer::access_tokens(ISS)
+                .audience(AUD)
+                .static_keys(issuer_keys())
+                .also_accept_typ("JWT"),
+        )
+        .realm("bank")
+        .build()
+        .unwrap();
+    let lenient = app(&lenient);
+    assert_eq!(call(&lenient, "/balance", &jwt_typ).await.status, 200);
+    call(&lenient, "/balance", &no_typ)
+        .await
+        .assert_refused(401, Some("invalid_token"));
+}
