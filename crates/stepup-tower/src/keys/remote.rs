@@ -459,30 +459,44 @@ impl KeySource for RemoteJwks {
 impl RemoteJwks {
     async fn forced_refresh(&self, kid: Option<String>) -> Result<Arc<KeySet>, KeyError> {
         let shared = &self.shared;
-        let decision = {
-            let mut last = shared.last_forced.lock().unwrap_or_else(|p| p.into_inner());
-            match shared.fetch_lock.try_lock() {
-                Err(_) => Forced::Wait,
-                Ok(_) if last.is_some_and(|t| t.elapsed() < shared.settings.cooldown) => Forced::Suppressed,
-                Ok(guard) => {
-                    *last = Some(Instant::now());
-                    Forced::Fetch(guard)
+        // Twice at most: after waiting for another fetch (which may have been a background
+        // refresh that began before the key was published), decide again.
+        for _ in 0..2 {
+            let decision = {
+                let mut last = shared.last_forced.lock().unwrap_or_else(|p| p.into_inner());
+                match shared.fetch_lock.try_lock() {
+                    Err(_) => Forced::Wait,
+                    Ok(_) if last.is_some_and(|t| t.elapsed() < shared.settings.cooldown) => Forced::Suppressed,
+                    Ok(guard) => {
+                        *last = Some(Instant::now());
+                        Forced::Fetch(guard)
+                    }
                 }
-            }
-        };
-        match decision {
-            Forced::Wait => {
-                drop(shared.fetch_lock.lock().await);
-            }
-            Forced::Suppressed => {
-                shared.suppressed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(target: "stepup_tower", kid = ?kid, "forced JWKS refetch suppressed by the cooldown");
-            }
-            Forced::Fetch(_guard) => {
-                shared.forced.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(target: "stepup_tower", kid = ?kid, "unknown kid: refetching the JWKS");
-                // A failure is logged inside; the last good keys (if any) still answer.
-                let _ = shared.fetch_and_swap("unknown kid").await;
+            };
+            match decision {
+                Forced::Wait => {
+                    drop(shared.fetch_lock.lock().await);
+                    let known = match (&kid, self.current()) {
+                        (Some(k), Ok(set)) => set.contains_kid(k),
+                        (None, Ok(_)) => true,
+                        (_, Err(_)) => false,
+                    };
+                    if known {
+                        break;
+                    }
+                }
+                Forced::Suppressed => {
+                    shared.suppressed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(target: "stepup_tower", kid = ?kid, "forced JWKS refetch suppressed by the cooldown");
+                    break;
+                }
+                Forced::Fetch(_guard) => {
+                    shared.forced.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(target: "stepup_tower", kid = ?kid, "unknown kid: refetching the JWKS");
+                    // A failure is logged inside; the last good keys (if any) still answer.
+                    let _ = shared.fetch_and_swap("unknown kid").await;
+                    break;
+                }
             }
         }
         self.current()
@@ -499,6 +513,9 @@ async fn refresher(weak: Weak<Shared>) {
         };
         tokio::time::sleep(delay).await;
         let Some(shared) = weak.upgrade() else { return };
+        if failures == 0 && !shared.next_refresh_in(0).is_zero() {
+            continue;
+        }
         let _guard = shared.fetch_lock.lock().await;
         // Skip when another fetch (initial load, forced refetch) refreshed the snapshot meanwhile.
         if failures == 0 && !shared.next_refresh_in(0).is_zero() {
