@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ pub(crate) fn parse_key(v: &Value) -> Result<Key, String> {
     }
     let alg = match str_field(v, "alg")? {
         None => None,
-        Some(a) => Some(a.parse::<Algorithm>().map_err(|_| format!("unsupported `alg` {a:?}"))?),
+        Some(a) => Some(super::parse_alg(a).ok_or_else(|| format!("unsupported `alg` {a:?}"))?),
     };
     // A public key set must not carry private material (RFC 7517 §8.1.1 hygiene): refuse
     // rather than hold secrets we have no use for.

@@ -51,6 +51,20 @@ pub enum KeyKind {
     Hmac,
 }
 
+/// Parses a JOSE `alg` name (header or JWK).
+///
+/// Besides the names jsonwebtoken knows, `Ed25519` — the fully-specified name RFC 9864
+/// gives EdDSA over Ed25519, which providers such as `oidc-provider` already emit — is read
+/// as EdDSA: Ed25519 is the only EdDSA curve this crate verifies (an Ed448 key is refused
+/// when the key set is loaded), so the two names mean the same signature here. `Ed448` and
+/// other names stay unknown.
+pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
+    match name {
+        "Ed25519" => Some(Algorithm::EdDSA),
+        other => other.parse().ok(),
+    }
+}
+
 impl KeyKind {
     /// Whether a key of this kind may verify `alg`.
     pub fn supports(self, alg: Algorithm) -> bool {

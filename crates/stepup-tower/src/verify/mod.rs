@@ -365,10 +365,8 @@ fn parse_jws(token: &str, max_token_len: usize, max_header_len: usize) -> Result
     if header.alg.eq_ignore_ascii_case("none") {
         return Err(VerifyError::AlgNone);
     }
-    let alg: Algorithm = header
-        .alg
-        .parse()
-        .map_err(|_| VerifyError::AlgorithmNotAllowed(truncate(&header.alg)))?;
+    let alg =
+        crate::keys::parse_alg(&header.alg).ok_or_else(|| VerifyError::AlgorithmNotAllowed(truncate(&header.alg)))?;
     // RFC 7515 §4.1.11: we understand no extension, so any `crit` is refused.
     if header.crit.is_some() {
         return Err(VerifyError::UnsupportedCrit);

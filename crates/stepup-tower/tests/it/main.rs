@@ -11,6 +11,7 @@
 mod answers;
 mod attacks;
 mod cache;
+mod interop;
 mod jwks_server;
 mod remote;
 mod support;

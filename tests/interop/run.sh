@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Interop suite: the bank demo against an independent, OpenID-certified provider (npm
+# oidc-provider), over loopback. Needs node (>= 20) and npm; runnable from any directory.
+#
+#   1. npm ci here, cargo build -p bank-demo -p interop-client
+#   2. provider.mjs on a free port (key generation 1), the demo pointed at it by discovery
+#      (STEPUP_ISSUER, no STEPUP_JWKS_URI)
+#   3. interop-client --phase main: RS256/ES256/EdDSA/Ed25519 tokens, the RFC 9470 loop, refusals
+#   4. the provider restarted on the same port with new keys (generation 2), the demo left
+#      running; interop-client --phase rotation
+#   5. one total line: `N passed, M failed`; exit code non-zero on any failure
+#
+# Logs of the provider and the demo are printed when something failed (INTEROP_KEEP_LOGS=1
+# keeps them). INTEROP_STARTUP_TIMEOUT / INTEROP_PHASE_TIMEOUT: seconds (60 / 120).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+STARTUP_TIMEOUT="${INTEROP_STARTUP_TIMEOUT:-60}"
+PHASE_TIMEOUT="${INTEROP_PHASE_TIMEOUT:-120}"
+
+die() {
+  printf 'interop: %s\n' "$*" >&2
+  exit 1
+}
+
+command -v node >/dev/null 2>&1 || die "node is not installed (needed for oidc-provider; Node.js >= 20)"
+command -v npm >/dev/null 2>&1 || die "npm is not installed (needed to install oidc-provider)"
+command -v cargo >/dev/null 2>&1 || die "cargo is not installed"
+NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$NODE_MAJOR" -ge 20 ] || die "Node.js >= 20 is needed, found $(node --version)"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/stepup-interop.XXXXXX")"
+PROVIDER_PID=""
+DEMO_PID=""
+STATUS=1
+
+stop_pid() {
+  local pid="$1"
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  stop_pid "$DEMO_PID"
+  stop_pid "$PROVIDER_PID"
+  if [ "$STATUS" -ne 0 ]; then
+    for log in "$WORK"/*.log; do
+      [ -f "$log" ] || continue
+      printf '\n---- %s (last 40 lines) ----\n' "$(basename "$log")" >&2
+      tail -n 40 "$log" >&2
+    done
+  fi
+  if [ "${INTEROP_KEEP_LOGS:-}" = 1 ]; then
+    echo "interop: logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps --locked \
+  | node "$HERE/util.mjs" target-dir bank-demo interop-client)" \
+  || die "cargo metadata: the workspace must have bank-demo and interop-client (tests/interop/client) as members"
+
+echo "==> npm ci (tests/interop)"
+(cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "==> cargo build -p bank-demo -p interop-client"
+(cd "$ROOT" && cargo build --locked -p bank-demo -p interop-client)
+DEMO_BIN="$TARGET_DIR/debug/bank-demo"
+CLIENT_BIN="$TARGET_DIR/debug/interop-client"
+[ -x "$DEMO_BIN" ] || die "missing $DEMO_BIN"
+[ -x "$CLIENT_BIN" ] || die "missing $CLIENT_BIN"
+
+mapfile -t PORTS < <(node "$HERE/util.mjs" free-ports 2)
+PROVIDER_PORT="${PORTS[0]}"
+BANK_PORT="${PORTS[1]}"
+ISSUER="http://127.0.0.1:$PROVIDER_PORT"
+BANK="http://127.0.0.1:$BANK_PORT"
+
+start_provider() {
+  local generation="$1"
+  node "$HERE/provider.mjs" --port "$PROVIDER_PORT" --generation "$generation" \
+    >>"$WORK/provider.log" 2>&1 &
+  PROVIDER_PID=$!
+  node "$HERE/util.mjs" wait "$ISSUER/.well-known/openid-configuration" "$STARTUP_TIMEOUT" "$PROVIDER_PID" \
+    || die "the provider (generation $generation) did not start"
+  echo "    provider pid $PROVIDER_PID at $ISSUER, key generation $generation"
+}
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+
+# Runs one client phase, shows its check lines and adds its counts to the totals.
+run_phase() {
+  local phase="$1" rc=0 line passed failed
+  timeout "$PHASE_TIMEOUT" "$CLIENT_BIN" --bank "$BANK" --issuer "$ISSUER" --phase "$phase" \
+    --state "$WORK/state.json" >"$WORK/$phase.out" 2>"$WORK/client-$phase.log" || rc=$?
+  line="$(tail -n 1 "$WORK/$phase.out")"
+  # Every line but the phase's own total, which goes into the final one.
+  if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed="${BASH_REMATCH[1]}"
+    failed="${BASH_REMATCH[2]}"
+    sed '$d' "$WORK/$phase.out"
+  else
+    # Cut short (timeout, crash): count the check lines it did print.
+    cat "$WORK/$phase.out"
+    passed="$(grep -c '^PASS ' "$WORK/$phase.out" || true)"
+    failed="$(grep -c '^FAIL ' "$WORK/$phase.out" || true)"
+  fi
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    echo "FAIL  client phase $phase exited with status $rc without a failed check"
+    failed=1
+  fi
+  echo "    (phase $phase: $passed checks passed, $failed failed)"
+  TOTAL_PASSED=$((TOTAL_PASSED + passed))
+  TOTAL_FAILED=$((TOTAL_FAILED + failed))
+}
+
+echo "==> starting oidc-provider"
+start_provider 1
+
+echo "==> starting the demo (STEPUP_ISSUER=$ISSUER, discovery)"
+env -u STEPUP_JWKS_URI -u STEPUP_TRANSFER_ACR -u STEPUP_ACCEPT_TYP -u STEPUP_RESOURCE \
+  STEPUP_ISSUER="$ISSUER" STEPUP_AUDIENCE=bank-api BANK_ADDR="127.0.0.1:$BANK_PORT" \
+  RUST_LOG="${RUST_LOG:-info,stepup_tower=debug}" NO_COLOR=1 \
+  "$DEMO_BIN" >"$WORK/demo.log" 2>&1 &
+DEMO_PID=$!
+node "$HERE/util.mjs" wait "$BANK/healthz" "$STARTUP_TIMEOUT" "$DEMO_PID" || die "the demo did not start"
+echo "    demo pid $DEMO_PID at $BANK"
+
+echo "==> phase main"
+run_phase main
+
+echo "==> restarting oidc-provider with new keys (same port; the demo keeps running)"
+stop_pid "$PROVIDER_PID"
+PROVIDER_PID=""
+start_provider 2
+kill -0 "$DEMO_PID" 2>/dev/null || die "the demo exited"
+
+echo "==> phase rotation"
+run_phase rotation
+if ! kill -0 "$DEMO_PID" 2>/dev/null; then
+  echo "FAIL  the demo (pid $DEMO_PID) is no longer running"
+  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
+
+if [ "$TOTAL_FAILED" -eq 0 ]; then
+  STATUS=0
+fi
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+exit "$STATUS"
