@@ -53,13 +53,29 @@ impl fmt::Display for BearerError {
 
 impl std::error::Error for BearerError {}
 
+/// The b64token characters (RFC 6750 §2.1) without the trailing `=`, as a byte table: the
+/// check runs on every request over the whole token, so one load per byte.
+#[allow(clippy::indexing_slicing)] // const evaluation, i < 256
+static B64TOKEN_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        i += 1;
+    }
+    t
+};
+
 /// RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+///
+/// The trailing `=` run is stripped first (`=` is not a body character, so this is the same
+/// grammar); the body check then has no early exit, one table load and one AND per byte.
+#[allow(clippy::indexing_slicing)] // a u8 always indexes a 256-entry table
 fn is_b64token(s: &[u8]) -> bool {
-    let body_len = s
-        .iter()
-        .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b))
-        .count();
-    body_len > 0 && s.iter().skip(body_len).all(|b| *b == b'=')
+    let pad = s.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = s.get(..s.len() - pad).unwrap_or_default();
+    !body.is_empty() && body.iter().fold(true, |ok, &b| ok & B64TOKEN_CHAR[usize::from(b)])
 }
 
 /// Reads the bearer token of a request.
@@ -188,5 +204,32 @@ mod tests {
         let uri = Uri::from_static("/x?a=1&access_token=abc");
         assert_eq!(extract(&h, &uri, 100), Err(BearerError::MultipleMethods));
         assert_eq!(extract(&HeaderMap::new(), &uri, 100), Ok(None));
+    }
+
+    /// The grammar as written in RFC 6750, byte by byte: the reference for the fast check.
+    fn reference(s: &[u8]) -> bool {
+        let body = s
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b))
+            .count();
+        body > 0 && s.iter().skip(body).all(|b| *b == b'=')
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn b64token_check_matches_the_grammar(
+            s in proptest::collection::vec(proptest::sample::select(b"aZ09-._~+/= \t,\"\x80\x00".to_vec()), 0..12)
+        ) {
+            proptest::prop_assert_eq!(is_b64token(&s), reference(&s), "{:?}", String::from_utf8_lossy(&s));
+        }
+    }
+
+    #[test]
+    fn b64token_every_byte() {
+        for b in 0..=255u8 {
+            for s in [vec![b], vec![b'a', b], vec![b, b'='], vec![b'a', b, b'=']] {
+                assert_eq!(is_b64token(&s), reference(&s), "{s:?}");
+            }
+        }
     }
 }

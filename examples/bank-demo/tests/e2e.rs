@@ -30,18 +30,24 @@ struct Demo {
 }
 
 async fn start() -> Demo {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config {
+    start_with(Config {
         audience: "bank-api".into(),
         client_id: "bank-spa".into(),
         scope: "openid accounts".into(),
         ..Config::default()
-    };
+    })
+    .await
+    .0
+}
+
+async fn start_with(config: Config) -> (Demo, stepup_tower::StepUp) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let Bank {
         router,
         provider,
         ledger,
+        auth,
         ..
     } = bank_demo::build(&config, &base).await.unwrap();
     let server = tokio::spawn(async move {
@@ -51,13 +57,14 @@ async fn start() -> Demo {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    Demo {
+    let demo = Demo {
         base,
         provider: provider.unwrap(),
         ledger,
         http,
         _server: server,
-    }
+    };
+    (demo, auth)
 }
 
 fn now() -> u64 {
@@ -600,4 +607,33 @@ async fn metadata_cors_and_health() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(expose.contains("www-authenticate"));
+}
+
+/// `STEPUP_TOKEN_CACHE` reaches the layer: with a cache, the second request with the same
+/// token is a hit; with 0 there is no cache at all. (The load benchmark once measured the
+/// same server for both settings because the demo never passed the setting on.)
+#[tokio::test]
+async fn token_cache_setting_reaches_the_layer() {
+    for (entries, expect_hits) in [(1000, true), (0, false)] {
+        let (demo, auth) = start_with(Config {
+            audience: "bank-api".into(),
+            client_id: "bank-spa".into(),
+            scope: "openid accounts".into(),
+            token_cache: entries,
+            ..Config::default()
+        })
+        .await;
+        let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+        let (tokens, _) = alice.authorize(&[]).await;
+        let at = tokens["access_token"].as_str().unwrap().to_string();
+        for _ in 0..3 {
+            assert_eq!(api(&demo, "GET", "/api/balance", &at, None, None).await.status, 200);
+        }
+        let stats = auth.token_cache_stats();
+        if expect_hits {
+            assert_eq!((stats.entries, stats.hits, stats.misses), (1, 2, 1), "{stats:?}");
+        } else {
+            assert_eq!((stats.entries, stats.hits), (0, 0), "{stats:?}");
+        }
+    }
 }
