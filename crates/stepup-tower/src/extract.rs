@@ -1,8 +1,10 @@
 //! Axum extractors over what the layer verified.
 //!
-//! - [`AuthContext`]: `sub`, `acr`, `amr`, `auth_time`, scopes of the verified token;
+//! - [`AuthContext`]: `sub`, `acr`, `amr`, `auth_time`, scopes of the verified token (an owned
+//!   copy of its strings);
 //! - [`Claims<T>`]: the payload deserialized into your type;
-//! - [`Token`]: the whole [`VerifiedToken`];
+//! - [`Token`]: the whole [`VerifiedToken`], shared (`Arc`): nothing is copied, so hot routes
+//!   prefer it (`token.context().sub`);
 //! - `Option<…>` of each, for routes behind [`StepUp::optional`](crate::StepUp::optional).
 //!
 //! Behind a layer but without a token (an optional route), the non-optional extractors answer
