@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::keys::Key;
 use crate::layer::{Mode, StepUpLayer};
 use crate::require::{AcrLadder, Requirement};
 use crate::response::{Answers, DefaultResponder, Responder};
@@ -124,7 +125,7 @@ impl StepUp {
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         match self.verify_now(token) {
             Outcome::Done(r) => r,
-            Outcome::NeedsKeys { issuer, kid } => self.verify_after_refresh(token, issuer, kid).await,
+            Outcome::NeedsKeys { issuer, kid, failed } => self.verify_after_refresh(token, issuer, kid, failed).await,
         }
     }
 
@@ -146,14 +147,28 @@ impl StepUp {
         token: &str,
         issuer: usize,
         kid: Option<String>,
+        failed: Option<Arc<Key>>,
     ) -> Result<Arc<VerifiedToken>, VerifyError> {
         let Some(rules) = self.inner.verifier.issuer(issuer) else {
             return Err(VerifyError::UnknownIssuer);
         };
-        let keys = match rules.keys.refresh(kid.as_deref()).await {
+        let refreshed = match (&failed, kid.as_deref()) {
+            (Some(_), Some(kid)) => rules.keys.refresh_after_bad_signature(kid).await,
+            _ => rules.keys.refresh(kid.as_deref()).await,
+        };
+        let keys = match refreshed {
             Ok(keys) => keys,
             Err(e) => return Err(VerifyError::KeysUnavailable(e)),
         };
+        // Same material under that kid: the signature is simply bad; do not verify it again.
+        if let Some(failed) = &failed {
+            let unchanged = keys
+                .keys()
+                .any(|k| k.kid() == kid.as_deref() && k.same_material(failed));
+            if unchanged {
+                return Err(VerifyError::BadSignature);
+            }
+        }
         match self.inner.verifier.verify(token, self.now(), Some(keys), false) {
             Outcome::Done(r) => r,
             Outcome::NeedsKeys { kid, .. } => Err(VerifyError::KeyNotFound { kid }),

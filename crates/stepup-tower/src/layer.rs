@@ -46,6 +46,7 @@ use tower_service::Service;
 
 use crate::bearer;
 use crate::config::StepUp;
+use crate::keys::Key;
 use crate::require::{Requirement, Unmet};
 use crate::response::{Refusal, RefusalKind};
 use crate::verify::{Outcome, VerifiedToken, VerifyError};
@@ -119,6 +120,7 @@ enum Decision {
         token: String,
         issuer: usize,
         kid: Option<String>,
+        failed: Option<Arc<Key>>,
     },
 }
 
@@ -147,10 +149,11 @@ impl StepUpLayer {
         };
         match self.step_up.verify_now(token) {
             Outcome::Done(result) => self.finish(req, result),
-            Outcome::NeedsKeys { issuer, kid } => Decision::NeedsKeys {
+            Outcome::NeedsKeys { issuer, kid, failed } => Decision::NeedsKeys {
                 token: token.to_string(),
                 issuer,
                 kid,
+                failed,
             },
         }
     }
@@ -273,14 +276,19 @@ where
             Decision::Refuse(refusal) => Kind::Refused {
                 res: Some(self.layer.response(&refusal)),
             },
-            Decision::NeedsKeys { token, issuer, kid } => {
+            Decision::NeedsKeys {
+                token,
+                issuer,
+                kid,
+                failed,
+            } => {
                 // The service that was made ready goes into the future (tower's clone-and-swap).
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let layer = self.layer.clone();
                 Kind::Refreshing {
                     fut: Box::pin(async move {
-                        let result = layer.step_up.verify_after_refresh(&token, issuer, kid).await;
+                        let result = layer.step_up.verify_after_refresh(&token, issuer, kid, failed).await;
                         match layer.finish(&mut req, result) {
                             Decision::Pass => inner.call(req).await,
                             Decision::Refuse(refusal) => Ok(layer.response(&refusal)),

@@ -54,6 +54,25 @@ pub struct Config {
     pub transfer_acr: Vec<String>,
     /// `STEPUP_ACCEPT_TYP`: extra access-token `typ` values (e.g. `JWT` for Entra ID).
     pub accept_typ: Vec<String>,
+    /// `STEPUP_CLIENT_CLAIM`: the claim naming the client in the issuer's access tokens when it
+    /// is not `client_id` (e.g. `azp` for Entra ID and Keycloak, `cid` for Okta).
+    pub client_claim: Option<String>,
+    /// `STEPUP_OMIT_CLAIMS`: RFC 9068 claims the issuer leaves out of access tokens (any of
+    /// `sub`, `iat`, `jti`, `client_id`).
+    pub omit_claims: Vec<String>,
+    /// `STEPUP_JWKS_COOLDOWN`: seconds between forced refetches of an external issuer's keys
+    /// (default 30, at least 1).
+    pub jwks_cooldown: Option<Duration>,
+}
+
+fn list(v: Option<String>) -> Vec<String> {
+    v.map(|v| {
+        v.split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl Config {
@@ -81,14 +100,15 @@ impl Config {
             transfer_acr: var("STEPUP_TRANSFER_ACR")
                 .map(|v| v.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
-            accept_typ: var("STEPUP_ACCEPT_TYP")
-                .map(|v| {
-                    v.split([',', ' '])
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            accept_typ: list(var("STEPUP_ACCEPT_TYP")),
+            client_claim: var("STEPUP_CLIENT_CLAIM"),
+            omit_claims: list(var("STEPUP_OMIT_CLAIMS")),
+            jwks_cooldown: match var("STEPUP_JWKS_COOLDOWN") {
+                Some(v) => Some(Duration::from_secs(v.parse().map_err(|_| {
+                    format!("STEPUP_JWKS_COOLDOWN must be a number of seconds, not {v:?}")
+                })?)),
+                None => None,
+            },
         })
     }
 }
@@ -133,10 +153,14 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
                 (issuer, Some(provider), iss, None)
             }
             Some(issuer) => {
-                let remote = match &config.jwks_uri {
-                    Some(uri) => RemoteJwks::from_jwks_uri(uri).build()?,
-                    None => RemoteJwks::discover(issuer).build()?,
+                let mut remote = match &config.jwks_uri {
+                    Some(uri) => RemoteJwks::from_jwks_uri(uri),
+                    None => RemoteJwks::discover(issuer),
                 };
+                if let Some(cooldown) = config.jwks_cooldown {
+                    remote = remote.cooldown(cooldown);
+                }
+                let remote = remote.build()?;
                 if let Err(e) = remote.load().await {
                     tracing::error!(issuer = %issuer, error = %e, "could not load the issuer's keys yet; requests will retry");
                 }
@@ -148,6 +172,10 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
     for typ in &config.accept_typ {
         key_source = key_source.also_accept_typ(typ);
     }
+    if let Some(claim) = &config.client_claim {
+        key_source = key_source.client_id_claim(claim);
+    }
+    key_source = key_source.omits_claims(config.omit_claims.iter().cloned());
     let metadata_url = format!("{origin}/.well-known/oauth-protected-resource");
     let auth = StepUp::builder()
         .issuer(key_source.audience(&config.audience))

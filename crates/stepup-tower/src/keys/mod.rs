@@ -21,7 +21,9 @@ mod jwk;
 mod remote;
 
 #[cfg(feature = "remote")]
-pub use remote::{CacheMetrics, CacheSettings, CacheStatus, FetchError, RemoteJwks, RemoteJwksBuilder};
+pub use remote::{
+    CacheMetrics, CacheSettings, CacheStatus, FetchError, MIN_INTERVAL, RemoteJwks, RemoteJwksBuilder, SettingError,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -391,14 +393,26 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// [`KeySource::current`] is on every request's path: it must return at once, without waiting
 /// on I/O or on a lock a writer can hold. [`KeySource::refresh`] is called when a token names a
-/// `kid` that the current set lacks; a source that can fetch keys should do so (rate-limited and
-/// shared between concurrent callers) and return the new set.
+/// `kid` that the current set lacks, [`KeySource::refresh_after_bad_signature`] when the key of
+/// a known `kid` did not verify; a source that can fetch keys should do so (rate-limited and
+/// shared between concurrent callers: these calls are driven by what clients send) and return
+/// the new set.
 pub trait KeySource: Send + Sync + 'static {
     /// The current key set.
     fn current(&self) -> Result<Arc<KeySet>, KeyError>;
 
     /// Called when `kid` is not in the current set. The default returns the current set.
     fn refresh(&self, kid: Option<&str>) -> BoxFuture<'_, Result<Arc<KeySet>, KeyError>> {
+        let _ = kid;
+        let current = self.current();
+        Box::pin(std::future::ready(current))
+    }
+
+    /// Called when the current set's key for `kid` did not verify a token's signature: the
+    /// provider may have put new key material under an old `kid` (a restart that regenerates
+    /// its keys). When the material of `kid` differs in the set returned, the token is verified
+    /// once more. The default returns the current set.
+    fn refresh_after_bad_signature(&self, kid: &str) -> BoxFuture<'_, Result<Arc<KeySet>, KeyError>> {
         let _ = kid;
         let current = self.current();
         Box::pin(std::future::ready(current))

@@ -24,10 +24,24 @@
 //! - **Unknown `kid`** → one immediate refetch, shared by every concurrent request that needs
 //!   it (single-flight) and rate-limited: at most one such forced refetch per `cooldown`
 //!   (default 30 s). A `kid` still unknown afterwards is a 401 `invalid_token`.
-//! - **Outages**: a failed fetch keeps the last good keys, past their TTL, for up to
-//!   `max_stale` (default 24 h) after they expired; a document with no usable key counts as a
-//!   failure. With no keys at all the request is refused (401, or 503 with
+//! - **Known `kid`, bad signature** (a provider restarted with new key material under the same
+//!   `kid`): when the snapshot is older than the cooldown, one forced refetch from the same
+//!   budget; if that `kid`'s material changed, the token is verified once more with the new key.
+//! - **A `200` whose body is a JWK Set is authoritative**, even with no usable key in it
+//!   (`{"keys":[]}`, or only `oct`/`enc`/unknown keys): it replaces the snapshot, so a provider
+//!   that empties its set revokes its keys. It is logged at `warn` and counted
+//!   ([`CacheMetrics::empty_sets`]).
+//! - **Outages** (timeout, connection failure, a status other than 200, a body that is not
+//!   JSON or not a JWK Set, an oversized body, a cross-origin redirect): the last good keys keep
+//!   serving, past their TTL, for up to `max_stale` (default 24 h) after they expired. With no
+//!   keys at all the request is refused (401, or 503 with
 //!   [`StepUpBuilder::unavailable_keys_as_503`](crate::StepUpBuilder::unavailable_keys_as_503)).
+//! - **Rotation bound**: a key the provider publishes is accepted at the latest one `cooldown`
+//!   after it appears, even while someone floods made-up `kid`s: the flood can suppress forced
+//!   refetches only until the cooldown has passed, and any refetch made after publication —
+//!   the flood's own, or a legitimate token's — loads the new key.
+//! - **Settings that could loop are refused** by [`RemoteJwksBuilder::build`]: `min_ttl`,
+//!   `cooldown` and `retry_backoff` must each be at least one second ([`SettingError`]).
 //! - **HTTP**: rustls, connect and total timeouts, a body cap (256 KiB), only `200` with a JSON
 //!   body, redirects only within the same origin. Every failure is a [`FetchError`] and a
 //!   `tracing` event with the reason.
@@ -48,13 +62,14 @@ use super::{BoxFuture, KeyError, KeySet, KeySource};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CacheSettings {
-    /// Lower bound of the TTL taken from `Cache-Control: max-age` (default 60 s).
+    /// Lower bound of the TTL taken from `Cache-Control: max-age` (default 60 s; at least 1 s).
     pub min_ttl: Duration,
     /// Upper bound of the TTL (default 24 h).
     pub max_ttl: Duration,
     /// TTL when the response has no `max-age` (default 10 min).
     pub default_ttl: Duration,
-    /// At most one forced refetch (unknown `kid`, or no keys) per this period (default 30 s).
+    /// At most one forced refetch (unknown `kid`, a known `kid` whose signature failed, or no
+    /// keys) per this period (default 30 s; at least 1 s).
     pub cooldown: Duration,
     /// How long after their TTL the last good keys keep serving while fetches fail (default 24 h).
     pub max_stale: Duration,
@@ -65,7 +80,7 @@ pub struct CacheSettings {
     /// Total timeout of one fetch (default 10 s).
     pub timeout: Duration,
     /// First retry delay of the background refresher after a failure; doubles up to
-    /// `cooldown` (default 1 s).
+    /// `cooldown` (default 1 s; at least 1 s).
     pub retry_backoff: Duration,
 }
 
@@ -85,10 +100,48 @@ impl Default for CacheSettings {
     }
 }
 
-/// Why fetching keys (or the discovery document) failed.
+/// A [`CacheSettings`] value that [`RemoteJwksBuilder::build`] refuses, naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SettingError {
+    /// `min_ttl` is under one second: a provider sending `max-age=0` or `no-store` would be
+    /// fetched in a loop.
+    MinTtlTooShort(Duration),
+    /// `cooldown` is under one second: a flood of unknown `kid`s would become a flood of fetches.
+    CooldownTooShort(Duration),
+    /// `retry_backoff` is under one second: a failing provider would be retried in a loop.
+    RetryBackoffTooShort(Duration),
+    /// `min_ttl` is larger than `max_ttl`.
+    TtlBoundsInverted {
+        /// `min_ttl`.
+        min: Duration,
+        /// `max_ttl`.
+        max: Duration,
+    },
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MinTtlTooShort(d) => write!(f, "min_ttl of {d:?} is under the 1 s minimum"),
+            Self::CooldownTooShort(d) => write!(f, "cooldown of {d:?} is under the 1 s minimum"),
+            Self::RetryBackoffTooShort(d) => write!(f, "retry_backoff of {d:?} is under the 1 s minimum"),
+            Self::TtlBoundsInverted { min, max } => write!(f, "min_ttl {min:?} is larger than max_ttl {max:?}"),
+        }
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+/// The smallest `min_ttl`, `cooldown` and `retry_backoff` the builder accepts.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why building a [`RemoteJwks`], discovering its JWKS URL or fetching its keys failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FetchError {
+    /// A setting would make the cache fetch in a loop (refused by the builder).
+    Setting(SettingError),
     /// The URL is not a valid http(s) URL.
     InvalidUrl(String),
     /// Connecting failed (refused, reset, DNS, TLS).
@@ -108,7 +161,9 @@ pub enum FetchError {
     NotJson(String),
     /// The JSON is not a JWK Set.
     InvalidJwkSet(String),
-    /// The JWK Set has no key we can use.
+    /// The JWK Set has no key we can use. The (empty) set was still swapped in: a provider's
+    /// well-formed answer is authoritative. Returned by [`RemoteJwks::load`] and
+    /// [`RemoteJwks::refresh_now`] so that a start-up check sees it.
     NoUsableKeys {
         /// How many keys were skipped.
         skipped: usize,
@@ -129,6 +184,7 @@ pub enum FetchError {
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Setting(e) => write!(f, "invalid setting: {e}"),
             Self::InvalidUrl(u) => write!(f, "invalid URL {u:?}"),
             Self::Connect(e) => write!(f, "connection failed: {e}"),
             Self::Timeout => f.write_str("timed out"),
@@ -160,10 +216,13 @@ pub struct CacheMetrics {
     pub fetches: u64,
     /// Failed fetch attempts.
     pub failures: u64,
-    /// Forced refetches (unknown `kid` or no keys) that were made.
+    /// Forced refetches (unknown `kid`, a known `kid` whose signature failed, or no keys) that
+    /// were made.
     pub forced_refetches: u64,
     /// Forced refetches refused by the cooldown.
     pub suppressed_refetches: u64,
+    /// Fetches that got a well-formed JWK Set with no usable key (swapped in: it revokes).
+    pub empty_sets: u64,
 }
 
 /// The state of the cache.
@@ -214,7 +273,7 @@ impl RemoteJwksBuilder {
         self
     }
 
-    /// Bounds of the TTL taken from `Cache-Control: max-age`.
+    /// Bounds of the TTL taken from `Cache-Control: max-age` (`min` at least one second).
     pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.settings.min_ttl = min;
         self.settings.max_ttl = max;
@@ -227,7 +286,7 @@ impl RemoteJwksBuilder {
         self
     }
 
-    /// At most one forced refetch per `period`.
+    /// At most one forced refetch per `period` (at least one second).
     pub fn cooldown(mut self, period: Duration) -> Self {
         self.settings.cooldown = period;
         self
@@ -236,6 +295,13 @@ impl RemoteJwksBuilder {
     /// How long expired keys keep serving while fetches fail.
     pub fn max_stale(mut self, max: Duration) -> Self {
         self.settings.max_stale = max;
+        self
+    }
+
+    /// First delay of the background refresher's retries after a failure; doubles up to the
+    /// cooldown (at least one second).
+    pub fn retry_backoff(mut self, delay: Duration) -> Self {
+        self.settings.retry_backoff = delay;
         self
     }
 
@@ -251,15 +317,40 @@ impl RemoteJwksBuilder {
         self
     }
 
-    /// Checks the URL and builds the HTTP client.
+    /// Checks the URL and the settings, and builds the HTTP client.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stepup_tower::keys::{FetchError, RemoteJwks, SettingError};
+    ///
+    /// let err = RemoteJwks::from_jwks_uri("https://id.example.com/jwks")
+    ///     .cooldown(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err, FetchError::Setting(SettingError::CooldownTooShort(Duration::ZERO)));
+    /// ```
     pub fn build(self) -> Result<RemoteJwks, FetchError> {
         let url = match &self.location {
             Location::JwksUri(u) | Location::Discovery { issuer: u } => u,
         };
         parse_http_url(url)?;
         let s = &self.settings;
-        if s.min_ttl > s.max_ttl {
-            return Err(FetchError::InvalidUrl("min_ttl is larger than max_ttl".into()));
+        let refused = if s.min_ttl < MIN_INTERVAL {
+            Some(SettingError::MinTtlTooShort(s.min_ttl))
+        } else if s.cooldown < MIN_INTERVAL {
+            Some(SettingError::CooldownTooShort(s.cooldown))
+        } else if s.retry_backoff < MIN_INTERVAL {
+            Some(SettingError::RetryBackoffTooShort(s.retry_backoff))
+        } else if s.min_ttl > s.max_ttl {
+            Some(SettingError::TtlBoundsInverted {
+                min: s.min_ttl,
+                max: s.max_ttl,
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            return Err(FetchError::Setting(e));
         }
         let client = match self.client {
             Some(c) => c,
@@ -289,6 +380,7 @@ impl RemoteJwksBuilder {
                 failures: AtomicU64::new(0),
                 forced: AtomicU64::new(0),
                 suppressed: AtomicU64::new(0),
+                empty_sets: AtomicU64::new(0),
             }),
         })
     }
@@ -331,13 +423,14 @@ struct Shared {
     /// Held for the duration of every fetch: concurrent refreshers wait on it and then share
     /// the result (single-flight).
     fetch_lock: tokio::sync::Mutex<()>,
-    /// When the last forced refetch started (only touched on the unknown-`kid` path).
+    /// When the last forced refetch started (only touched on the forced paths).
     last_forced: Mutex<Option<Instant>>,
     background: AtomicBool,
     fetches: AtomicU64,
     failures: AtomicU64,
     forced: AtomicU64,
     suppressed: AtomicU64,
+    empty_sets: AtomicU64,
 }
 
 /// A JWK Set fetched over HTTP (from `jwks_uri` or by OIDC discovery), cached and refreshed as
@@ -388,16 +481,19 @@ impl RemoteJwks {
 
     /// Fetches now (discovery included) and starts the background refresher. Optional: without
     /// it, the first request that needs keys fetches them.
+    ///
+    /// A well-formed JWK Set without a usable key is swapped in (it is the provider's answer)
+    /// and reported as [`FetchError::NoUsableKeys`].
     pub async fn load(&self) -> Result<(), FetchError> {
         self.ensure_background();
         let _guard = self.shared.fetch_lock.lock().await;
-        self.shared.fetch_and_swap("initial load").await.map(|_| ())
+        usable(self.shared.fetch_and_swap("initial load").await?)
     }
 
-    /// Fetches now, whatever the TTL and cooldown say.
+    /// Fetches now, whatever the TTL and cooldown say (reported as [`RemoteJwks::load`]).
     pub async fn refresh_now(&self) -> Result<(), FetchError> {
         let _guard = self.shared.fetch_lock.lock().await;
-        self.shared.fetch_and_swap("explicit refresh").await.map(|_| ())
+        usable(self.shared.fetch_and_swap("explicit refresh").await?)
     }
 
     /// The counters.
@@ -408,6 +504,7 @@ impl RemoteJwks {
             failures: s.failures.load(Ordering::Relaxed),
             forced_refetches: s.forced.load(Ordering::Relaxed),
             suppressed_refetches: s.suppressed.load(Ordering::Relaxed),
+            empty_sets: s.empty_sets.load(Ordering::Relaxed),
         }
     }
 
@@ -440,6 +537,7 @@ impl KeySource for RemoteJwks {
     fn current(&self) -> Result<Arc<KeySet>, KeyError> {
         self.ensure_background();
         match self.shared.snapshot.load().as_ref() {
+            Some(s) if s.keys.is_empty() => Err(KeyError::Unavailable("the issuer's JWK Set has no usable key".into())),
             Some(s) if s.fetched.elapsed() <= s.ttl.saturating_add(self.shared.settings.max_stale) => {
                 Ok(s.keys.clone())
             }
@@ -452,21 +550,54 @@ impl KeySource for RemoteJwks {
 
     fn refresh(&self, kid: Option<&str>) -> BoxFuture<'_, Result<Arc<KeySet>, KeyError>> {
         let kid = kid.map(str::to_string);
-        Box::pin(self.forced_refresh(kid))
+        Box::pin(self.forced_refresh(kid, Why::UnknownKid))
+    }
+
+    fn refresh_after_bad_signature(&self, kid: &str) -> BoxFuture<'_, Result<Arc<KeySet>, KeyError>> {
+        let kid = Some(kid.to_string());
+        Box::pin(self.forced_refresh(kid, Why::BadSignature))
+    }
+}
+
+/// Why a request asks for a forced refetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// The `kid` (or any key) is not in the snapshot.
+    UnknownKid,
+    /// The `kid` is there but its key did not verify the signature.
+    BadSignature,
+}
+
+fn usable(keys: Arc<KeySet>) -> Result<(), FetchError> {
+    if keys.is_empty() {
+        Err(FetchError::NoUsableKeys {
+            skipped: keys.skipped().len(),
+        })
+    } else {
+        Ok(())
     }
 }
 
 impl RemoteJwks {
-    async fn forced_refresh(&self, kid: Option<String>) -> Result<Arc<KeySet>, KeyError> {
+    async fn forced_refresh(&self, kid: Option<String>, why: Why) -> Result<Arc<KeySet>, KeyError> {
         let shared = &self.shared;
+        let cooldown = shared.settings.cooldown;
         // Twice at most: after waiting for another fetch (which may have been a background
         // refresh that began before the key was published), decide again.
         for _ in 0..2 {
             let decision = {
                 let mut last = shared.last_forced.lock().unwrap_or_else(|p| p.into_inner());
+                // A bad signature on a known kid refetches only keys older than the cooldown:
+                // younger ones were just read from the provider.
+                let fresh = why == Why::BadSignature
+                    && shared
+                        .snapshot
+                        .load()
+                        .as_ref()
+                        .is_some_and(|s| s.fetched.elapsed() < cooldown);
                 match shared.fetch_lock.try_lock() {
                     Err(_) => Forced::Wait,
-                    Ok(_) if last.is_some_and(|t| t.elapsed() < shared.settings.cooldown) => Forced::Suppressed,
+                    Ok(_) if fresh || last.is_some_and(|t| t.elapsed() < cooldown) => Forced::Suppressed,
                     Ok(guard) => {
                         *last = Some(Instant::now());
                         Forced::Fetch(guard)
@@ -476,6 +607,10 @@ impl RemoteJwks {
             match decision {
                 Forced::Wait => {
                     drop(shared.fetch_lock.lock().await);
+                    if why == Why::BadSignature {
+                        // The fetch we waited for read the provider's current material.
+                        break;
+                    }
                     let known = match (&kid, self.current()) {
                         (Some(k), Ok(set)) => set.contains_kid(k),
                         (None, Ok(_)) => true,
@@ -492,9 +627,13 @@ impl RemoteJwks {
                 }
                 Forced::Fetch(_guard) => {
                     shared.forced.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(target: "stepup_tower", kid = ?kid, "unknown kid: refetching the JWKS");
+                    let reason = match why {
+                        Why::UnknownKid => "unknown kid",
+                        Why::BadSignature => "known kid, bad signature",
+                    };
+                    tracing::info!(target: "stepup_tower", kid = ?kid, reason, "forced JWKS refetch");
                     // A failure is logged inside; the last good keys (if any) still answer.
-                    let _ = shared.fetch_and_swap("unknown kid").await;
+                    let _ = shared.fetch_and_swap(reason).await;
                     break;
                 }
             }
@@ -578,7 +717,13 @@ impl Shared {
                     tracing::warn!(target: "stepup_tower", kid = ?skipped.kid, reason = %skipped.reason, "JWK skipped");
                 }
                 let keys = Arc::new(set);
-                tracing::info!(target: "stepup_tower", reason, keys = keys.len(), ttl_s = ttl.as_secs(), elapsed_ms, "JWKS fetched");
+                if keys.is_empty() {
+                    self.empty_sets.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(target: "stepup_tower", reason, skipped = keys.skipped().len(), ttl_s = ttl.as_secs(), elapsed_ms,
+                        "JWKS fetched with no usable key; swapped in: every token of this issuer is refused until keys are published");
+                } else {
+                    tracing::info!(target: "stepup_tower", reason, keys = keys.len(), ttl_s = ttl.as_secs(), elapsed_ms, "JWKS fetched");
+                }
                 self.snapshot.store(Some(Arc::new(Snapshot {
                     keys: keys.clone(),
                     fetched: Instant::now(),
@@ -665,12 +810,9 @@ async fn get_json(
 async fn fetch_jwks(client: &Client, url: &Url, settings: &CacheSettings) -> Result<(KeySet, Duration), FetchError> {
     let (body, headers) = get_json(client, url, settings, "application/jwk-set+json, application/json").await?;
     serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| FetchError::NotJson(e.to_string()))?;
+    // A well-formed JWK Set is the provider's word, even without a usable key: the caller
+    // swaps it in (revocation by emptying the set).
     let set = KeySet::from_jwks_json(&body).map_err(|e| FetchError::InvalidJwkSet(e.to_string()))?;
-    if set.is_empty() {
-        return Err(FetchError::NoUsableKeys {
-            skipped: set.skipped().len(),
-        });
-    }
     let ttl = ttl_from(&headers, settings);
     Ok((set, ttl))
 }

@@ -93,13 +93,45 @@ fn string_list(v: &Value, name: &'static str) -> Result<Vec<String>, VerifyError
     }
 }
 
+/// Claims only ever found in an ID token (OIDC Core §2, §3.3.2.11) or a logout token (OIDC
+/// Back-Channel Logout 1.0 §2.4), never in an access token.
+const ID_TOKEN_ONLY: [&str; 5] = ["nonce", "at_hash", "c_hash", "s_hash", "events"];
+
+/// The access-token profile's type rules, judged before any other claim so that an ID token
+/// is always refused as [`VerifyError::WrongType`], whatever its `aud` or lifetime.
+///
+/// `typ_strict`: the header `typ` was RFC 9068's `at+jwt`. When it was not (a relaxed `typ`),
+/// the client claim is what proves an access token, so its absence is a wrong type too.
+fn access_token_type(claims: &Map<String, Value>, rules: &IssuerRules, typ_strict: bool) -> Result<(), VerifyError> {
+    if ID_TOKEN_ONLY.iter().any(|c| claims.contains_key(*c)) {
+        return Err(VerifyError::WrongType);
+    }
+    // Keycloak marks its ID tokens with a payload claim `"typ": "ID"` (its access tokens say
+    // "Bearer").
+    if matches!(claims.get("typ"), Some(Value::String(t)) if t.eq_ignore_ascii_case("id")) {
+        return Err(VerifyError::WrongType);
+    }
+    if rules.rfc9068_required.contains(&"client_id") && !claims.contains_key(rules.client_claim.as_str()) {
+        return Err(if typ_strict {
+            VerifyError::MissingClaim("client_id")
+        } else {
+            VerifyError::WrongType
+        });
+    }
+    Ok(())
+}
+
 /// Validates the claims against an issuer's rules and builds the context.
 pub(crate) fn validate(
     claims: &Map<String, Value>,
     rules: &IssuerRules,
     now: i64,
     leeway: i64,
+    typ_strict: bool,
 ) -> Result<AuthContext, VerifyError> {
+    if rules.profile == TokenProfile::AccessToken {
+        access_token_type(claims, rules, typ_strict)?;
+    }
     let iss = opt_string(claims, "iss")?.ok_or(VerifyError::MissingClaim("iss"))?;
     // RFC 7519 §4.1.4: exp is required here; the token must not be used at or after it.
     let exp = numeric_date(claims, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
@@ -129,6 +161,25 @@ pub(crate) fn validate(
     }
     let azp = opt_string(claims, "azp")?;
     let mut client_id = opt_string(claims, "client_id")?;
+    if rules.profile == TokenProfile::AccessToken {
+        client_id = match claims.get(rules.client_claim.as_str()) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(VerifyError::InvalidClaim("client_id")),
+        };
+        // RFC 9068 §2.2: every required claim not declared omitted (the client claim was
+        // checked above).
+        if let Some(missing) = rules
+            .rfc9068_required
+            .iter()
+            .find(|c| **c != "client_id" && !claims.contains_key(**c))
+        {
+            return Err(VerifyError::MissingClaim(missing));
+        }
+        if claims.get("jti").is_some_and(|j| !j.is_string()) {
+            return Err(VerifyError::InvalidClaim("jti"));
+        }
+    }
     if let TokenProfile::IdToken { client_id: ours } = &rules.profile {
         // OIDC Core §3.1.3.7 (3): reject audiences we do not trust.
         if !aud.iter().all(|a| rules.audiences.iter().any(|ours| ours == a)) {

@@ -57,6 +57,8 @@ pub struct Issuer {
     pub(crate) required_claims: Vec<String>,
     pub(crate) extra_typs: Vec<String>,
     pub(crate) typ_optional: bool,
+    pub(crate) client_claim: Option<String>,
+    pub(crate) omitted: Vec<String>,
 }
 
 impl fmt::Debug for Issuer {
@@ -82,6 +84,8 @@ impl Issuer {
             required_claims: Vec::new(),
             extra_typs: Vec::new(),
             typ_optional: false,
+            client_claim: None,
+            omitted: Vec::new(),
         }
     }
 
@@ -98,6 +102,8 @@ impl Issuer {
             required_claims: Vec::new(),
             extra_typs: Vec::new(),
             typ_optional: false,
+            client_claim: None,
+            omitted: Vec::new(),
         }
     }
 
@@ -115,8 +121,11 @@ impl Issuer {
         self
     }
 
-    /// Claims a token must carry besides `iss`, `aud` and `exp` (always required). For strict
-    /// RFC 9068 §2.2: `["sub", "client_id", "iat", "jti"]`.
+    /// Further claims a token must carry (their presence is checked, any value passes).
+    ///
+    /// An access token must always carry RFC 9068 §2.2's `iss`, `exp`, `aud`, `sub`,
+    /// `client_id`, `iat` and `jti` (see [`Issuer::omits_claims`] for providers that leave
+    /// some out); an ID token `iss`, `aud` and `exp`.
     pub fn require_claims<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -126,17 +135,60 @@ impl Issuer {
         self
     }
 
+    /// Access-token profile only: RFC 9068 §2.2 claims this provider leaves out of its access
+    /// tokens, from `sub`, `iat`, `jti` and `client_id` (`iss`, `exp` and `aud` are always
+    /// required). A claim named here is still type-checked when a token carries it.
+    ///
+    /// Omitting `client_id` is refused by [`StepUpBuilder::build`](crate::StepUpBuilder::build)
+    /// while the header `typ` is relaxed ([`Issuer::also_accept_typ`],
+    /// [`Issuer::allow_missing_typ`]): the client claim is then what tells an access token from
+    /// an ID token, so name the provider's own with [`Issuer::client_id_claim`] instead.
+    ///
+    /// ```
+    /// use stepup_tower::{Issuer, keys::KeySet};
+    /// # let keys = KeySet::new();
+    /// // Microsoft Entra ID v2 access tokens: typ JWT, the client in `azp`, `uti` instead of `jti`.
+    /// let entra = Issuer::access_tokens("https://login.microsoftonline.com/TENANT/v2.0")
+    ///     .audience("api://bank")
+    ///     .also_accept_typ("JWT")
+    ///     .client_id_claim("azp")
+    ///     .omits_claims(["jti"])
+    ///     .static_keys(keys);
+    /// ```
+    pub fn omits_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.omitted.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Access-token profile only: the claim that names the OAuth client in this provider's
+    /// access tokens, where it is not RFC 9068's `client_id` — `azp` for Microsoft Entra ID v2
+    /// and Keycloak, `cid` for Okta. It is required in its place (and read into
+    /// [`AuthContext::client_id`](crate::AuthContext::client_id)).
+    pub fn client_id_claim(mut self, name: impl Into<String>) -> Self {
+        self.client_claim = Some(name.into());
+        self
+    }
+
     /// Access-token profile only: also accept this header `typ` (compared case-insensitively),
-    /// for providers that cannot send RFC 9068's `at+jwt` (e.g. `JWT` from Microsoft Entra ID).
-    /// This weakens the separation from ID tokens, which then rests on `aud`: make sure the
-    /// accepted audience is never an OAuth client id of the same provider.
+    /// for providers that cannot send RFC 9068's `at+jwt` (e.g. `JWT` from Keycloak, Microsoft
+    /// Entra ID or LemonLDAP::NG).
+    ///
+    /// An ID token of the same provider may then carry the same `typ`, key and even `aud`, so
+    /// the separation never rests on those: an access token must carry its client claim
+    /// (`client_id`, or the one named by [`Issuer::client_id_claim`]) and no ID-token claim
+    /// (`nonce`, `at_hash`, `c_hash`, `s_hash`, Keycloak's `"typ": "ID"`); otherwise it is
+    /// refused as [`VerifyError::WrongType`](crate::VerifyError::WrongType).
     pub fn also_accept_typ(mut self, typ: impl Into<String>) -> Self {
         self.extra_typs.push(typ.into());
         self
     }
 
-    /// Access-token profile only: accept tokens without a header `typ` (same caveat as
-    /// [`Issuer::also_accept_typ`]).
+    /// Access-token profile only: accept tokens without a header `typ` (e.g. Okta), with the
+    /// same separation from ID tokens as [`Issuer::also_accept_typ`].
     pub fn allow_missing_typ(mut self) -> Self {
         self.typ_optional = true;
         self
@@ -180,7 +232,14 @@ pub(crate) struct IssuerRules {
     pub(crate) required_claims: Vec<String>,
     pub(crate) extra_typs: Vec<String>,
     pub(crate) typ_optional: bool,
+    /// The claim naming the client in an access token (default `client_id`).
+    pub(crate) client_claim: String,
+    /// RFC 9068 §2.2 claims that must be present in an access token.
+    pub(crate) rfc9068_required: Vec<&'static str>,
 }
+
+/// RFC 9068 §2.2 claims an operator may declare absent from a provider's access tokens.
+const OMITTABLE: [&str; 4] = ["sub", "iat", "jti", "client_id"];
 
 /// Why an issuer configuration was refused by the builder.
 pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, String> {
@@ -218,6 +277,43 @@ pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, String> {
     if algorithms.is_empty() {
         return Err(format!("issuer {:?} allows no algorithm", issuer.issuer));
     }
+    let access = issuer.profile == TokenProfile::AccessToken;
+    let relaxed = !issuer.extra_typs.is_empty() || issuer.typ_optional;
+    if !access && (relaxed || issuer.client_claim.is_some() || !issuer.omitted.is_empty()) {
+        return Err(format!(
+            "issuer {:?}: also_accept_typ, allow_missing_typ, client_id_claim and omits_claims apply to access tokens only",
+            issuer.issuer
+        ));
+    }
+    if let Some(bad) = issuer.omitted.iter().find(|c| !OMITTABLE.contains(&c.as_str())) {
+        return Err(format!(
+            "issuer {:?}: omits_claims takes sub, iat, jti or client_id, not {bad:?} (iss, exp and aud are always required)",
+            issuer.issuer
+        ));
+    }
+    if issuer.client_claim.as_deref().is_some_and(|c| c.is_empty()) {
+        return Err(format!(
+            "issuer {:?}: client_id_claim needs a claim name",
+            issuer.issuer
+        ));
+    }
+    let omits = |c: &str| issuer.omitted.iter().any(|o| o == c);
+    if relaxed && omits("client_id") {
+        return Err(format!(
+            "issuer {:?} accepts a relaxed typ and omits client_id: then nothing tells its access tokens from its ID tokens; name the provider's client claim with client_id_claim (e.g. \"azp\") instead",
+            issuer.issuer
+        ));
+    }
+    let client_claim = issuer.client_claim.unwrap_or_else(|| "client_id".into());
+    let rfc9068_required = if access {
+        OMITTABLE
+            .into_iter()
+            // `client_id` stands for the configured client claim.
+            .filter(|c| !omits(c))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(IssuerRules {
         issuer: issuer.issuer,
         audiences: issuer.audiences,
@@ -227,5 +323,7 @@ pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, String> {
         required_claims: issuer.required_claims,
         extra_typs: issuer.extra_typs,
         typ_optional: issuer.typ_optional,
+        client_claim,
+        rfc9068_required,
     })
 }

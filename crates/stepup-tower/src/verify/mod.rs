@@ -19,8 +19,9 @@
 //!    `amr`, `auth_time`, `scope`/`scp`. Judged only after the signature verified, so that an
 //!    unsigned caller cannot probe the accepted audience, lifetime or leeway.
 //!
-//! Duplicate members: a header or payload object with the same top-level name twice is refused
-//! (RFC 7515 §5.2 allows refusing; accepting the last would let two parsers disagree).
+//! Duplicate members: a header or payload in which any object, at any depth, has the same
+//! member name twice is refused (RFC 7515 §4 and RFC 7519 §4 allow refusing or keeping the
+//! last; keeping one would let two parsers of the same signed token disagree).
 
 pub(crate) mod cache;
 pub(crate) mod claims;
@@ -33,7 +34,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
+use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 pub use cache::CacheStats;
@@ -214,37 +215,79 @@ impl VerifiedToken {
     }
 }
 
-/// A JSON object whose top-level member names are unique.
-struct UniqueObject(Map<String, Value>);
+/// A JSON value in which no object, at any depth, has the same member name twice.
+///
+/// RFC 7515 §4 and RFC 7519 §4 let a parser either refuse duplicate member names or keep the
+/// lexically last one. We refuse: a handler deserializing the claims again (`Claims<T>`), a
+/// proxy or a log pipeline might keep the first, and two readers of one signed token must
+/// never see different claims. Building a `serde_json::Value` already looks every member up
+/// in its map, so the check costs nothing extra.
+struct Unique(Value);
 
-impl<'de> Deserialize<'de> for UniqueObject {
+impl<'de> Deserialize<'de> for Unique {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UniqueObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
-                let mut map = Map::new();
-                while let Some(key) = access.next_key::<String>()? {
-                    let value: Value = access.next_value()?;
-                    if map.insert(key, value).is_some() {
-                        return Err(A::Error::custom(DUPLICATE));
-                    }
-                }
-                Ok(UniqueObject(map))
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let Unique(value) = access.next_value()?;
+            if map.insert(key, value).is_some() {
+                return Err(A::Error::custom(DUPLICATE));
             }
         }
-        d.deserialize_map(V)
+        Ok(Value::Object(map))
     }
 }
 
 const DUPLICATE: &str = "stepup-duplicate-member";
 
+/// Parses a JSON object, refusing duplicate member names at every depth.
 fn parse_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, VerifyError> {
-    match serde_json::from_slice::<UniqueObject>(bytes) {
-        Ok(o) => Ok(o.0),
+    match serde_json::from_slice::<Unique>(bytes) {
+        Ok(Unique(Value::Object(o))) => Ok(o),
+        Ok(_) => Err(VerifyError::Malformed(what)),
         Err(e) if e.to_string().starts_with(DUPLICATE) => Err(VerifyError::DuplicateMember),
         Err(_) => Err(VerifyError::Malformed(what)),
     }
@@ -269,7 +312,11 @@ pub(crate) struct Verifier {
 
 enum Step {
     Refused(VerifyError),
-    NeedsKeys { issuer: usize, kid: Option<String> },
+    NeedsKeys {
+        issuer: usize,
+        kid: Option<String>,
+        failed: Option<Arc<Key>>,
+    },
 }
 
 impl From<VerifyError> for Step {
@@ -281,10 +328,12 @@ impl From<VerifyError> for Step {
 #[allow(clippy::large_enum_variant)] // built and matched at once, never stored
 pub(crate) enum Outcome {
     Done(Result<Arc<VerifiedToken>, VerifyError>),
-    /// The `kid` is not in the issuer's current set: ask its source to refresh.
+    /// The `kid` is not in the issuer's current set (`failed` is `None`), or its key did not
+    /// verify the signature (`failed` is that key): ask the issuer's source to refresh.
     NeedsKeys {
         issuer: usize,
         kid: Option<String>,
+        failed: Option<Arc<Key>>,
     },
 }
 
@@ -353,15 +402,10 @@ fn parse_jws(token: &str, max_token_len: usize, max_header_len: usize) -> Result
     let header_bytes = URL_SAFE_NO_PAD
         .decode(h)
         .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
-    // A struct would also accept a JSON array positionally: insist on an object.
-    if header_bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(VerifyError::Malformed("header is not a JSON object"));
-    }
-    let header: JoseHeader = match serde_json::from_slice(&header_bytes) {
-        Ok(h) => h,
-        Err(e) if e.to_string().starts_with("duplicate field") => return Err(VerifyError::DuplicateMember),
-        Err(_) => return Err(VerifyError::Malformed("header is not a valid JOSE header")),
-    };
+    // An object without duplicate members at any depth, then the members we read.
+    let header_object = parse_object(&header_bytes, "header is not a JSON object")?;
+    let header = JoseHeader::deserialize(Value::Object(header_object))
+        .map_err(|_| VerifyError::Malformed("header is not a valid JOSE header"))?;
     if header.alg.eq_ignore_ascii_case("none") {
         return Err(VerifyError::AlgNone);
     }
@@ -456,7 +500,7 @@ impl Verifier {
                 Ok(token)
             }
             Err(Step::Refused(e)) => Err(e),
-            Err(Step::NeedsKeys { issuer, kid }) => return Outcome::NeedsKeys { issuer, kid },
+            Err(Step::NeedsKeys { issuer, kid, failed }) => return Outcome::NeedsKeys { issuer, kid, failed },
         })
     }
 
@@ -487,7 +531,7 @@ impl Verifier {
             return Err(VerifyError::UnknownIssuer.into());
         };
         // Step 6: the header fits this issuer.
-        Self::check_header(rules, &jws)?;
+        let typ_strict = Self::check_header(rules, &jws)?;
         // Steps 7–8: key and signature, before any claim is judged, so that an unsigned caller
         // learns nothing about the accepted audience, lifetime or leeway.
         let set = match keys.map(Ok).unwrap_or_else(|| rules.keys.current()) {
@@ -496,17 +540,33 @@ impl Verifier {
                 return Err(Step::NeedsKeys {
                     issuer: index,
                     kid: jws.kid().map(truncate),
+                    failed: None,
                 });
             }
             Err(e) => return Err(VerifyError::KeysUnavailable(e).into()),
         };
         let key = match jws.check_signature(&set) {
             Ok(key) => key,
-            Err(VerifyError::KeyNotFound { kid }) if may_refresh => return Err(Step::NeedsKeys { issuer: index, kid }),
+            Err(VerifyError::KeyNotFound { kid }) if may_refresh => {
+                return Err(Step::NeedsKeys {
+                    issuer: index,
+                    kid,
+                    failed: None,
+                });
+            }
+            // The provider may have put new material under a known kid: ask once.
+            Err(VerifyError::BadSignature) if may_refresh && jws.kid().is_some() => {
+                let failed = set.find_shared(jws.kid(), jws.alg).ok().cloned();
+                return Err(Step::NeedsKeys {
+                    issuer: index,
+                    kid: jws.kid().map(str::to_string),
+                    failed,
+                });
+            }
             Err(e) => return Err(e.into()),
         };
         // Step 9: claims.
-        let context = claims::validate(&claims, rules, now, self.leeway)?;
+        let context = claims::validate(&claims, rules, now, self.leeway, typ_strict)?;
         let token = VerifiedToken {
             context,
             alg: jws.alg,
@@ -516,27 +576,30 @@ impl Verifier {
         Ok((token, index, key))
     }
 
-    fn check_header(rules: &IssuerRules, jws: &Jws<'_>) -> Result<(), VerifyError> {
+    /// `alg` allow-list and `typ`. Returns whether `typ` was RFC 9068's own `at+jwt` (rather
+    /// than a relaxed one the issuer also accepts).
+    fn check_header(rules: &IssuerRules, jws: &Jws<'_>) -> Result<bool, VerifyError> {
         if !rules.algorithms.contains(&jws.alg) {
             return Err(VerifyError::AlgorithmNotAllowed(format!("{:?}", jws.alg)));
         }
         let typ = jws.header.typ.as_deref();
-        let typ_ok = match &rules.profile {
+        match &rules.profile {
             // RFC 9068 §4: at+jwt or application/at+jwt, compared case-insensitively.
             TokenProfile::AccessToken => match typ {
-                Some(t) => {
-                    t.eq_ignore_ascii_case("at+jwt")
-                        || t.eq_ignore_ascii_case("application/at+jwt")
-                        || rules.extra_typs.iter().any(|x| x.eq_ignore_ascii_case(t))
-                }
-                None => rules.typ_optional,
+                Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => Ok(true),
+                Some(t) if rules.extra_typs.iter().any(|x| x.eq_ignore_ascii_case(t)) => Ok(false),
+                None if rules.typ_optional => Ok(false),
+                _ => Err(VerifyError::WrongType),
             },
             // ID tokens carry no typ or `JWT`; never the access-token type.
             TokenProfile::IdToken { .. } => {
-                typ.is_none_or(|t| t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt"))
+                if typ.is_none_or(|t| t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt")) {
+                    Ok(false)
+                } else {
+                    Err(VerifyError::WrongType)
+                }
             }
-        };
-        if typ_ok { Ok(()) } else { Err(VerifyError::WrongType) }
+        }
     }
 
     pub(crate) fn issuer(&self, index: usize) -> Option<&IssuerRules> {

@@ -4,7 +4,7 @@
 use axum::Router;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
-use stepup_tower::StepUp;
+use stepup_tower::{StepUp, VerifyError};
 
 use crate::support::*;
 
@@ -331,6 +331,45 @@ async fn duplicate_members_are_refused() {
         &sign_raw(header, &pwd_claims().to_string(), &s.key, Algorithm::ES256),
     )
     .await;
+}
+
+/// RFC 7515 §4 / RFC 7519 §4 allow refusing duplicates or keeping the last: we refuse them at
+/// every depth of the header and the payload, members we do not read included.
+#[tokio::test]
+async fn duplicate_members_are_refused_at_every_depth() {
+    let auth = step_up();
+    let s = signer(Algorithm::ES256);
+    let claims = pwd_claims().to_string();
+    let body = claims.trim_start_matches('{');
+    let payloads = [
+        format!(r#"{{"cnf":{{"jkt":"a","jkt":"b"}},{body}"#),
+        format!(r#"{{"realm_access":{{"roles":["user"],"roles":["admin"]}},{body}"#),
+        format!(r#"{{"groups":[{{"id":1,"id":2}}],{body}"#),
+        format!(r#"{{"x":{{"y":{{"z":{{"w":1,"w":1}}}}}},{body}"#),
+        format!(r#"{{"unread":1,"unread":1,{body}"#),
+    ];
+    for p in &payloads {
+        let t = sign_raw(&es256_header_with(json!({})), p, &s.key, Algorithm::ES256);
+        assert_eq!(auth.verify(&t).await.unwrap_err(), VerifyError::DuplicateMember, "{p}");
+    }
+    let headers = [
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"p256a","x5t":"a","x5t":"a"}"#,
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"p256a","jwk":{"kty":"EC","kty":"RSA"}}"#,
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"p256a","kid":"p256a"}"#,
+    ];
+    for h in headers {
+        let t = sign_raw(h, &claims, &s.key, Algorithm::ES256);
+        assert_eq!(auth.verify(&t).await.unwrap_err(), VerifyError::DuplicateMember, "{h}");
+    }
+    // The same shapes without the duplicate pass.
+    let ok = format!(r#"{{"cnf":{{"jkt":"a"}},"groups":[{{"id":1}},{{"id":1}}],{body}"#);
+    let t = sign_raw(
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"p256a","jwk":{"kty":"EC"}}"#,
+        &ok,
+        &s.key,
+        Algorithm::ES256,
+    );
+    assert!(auth.verify(&t).await.is_ok());
 }
 
 /// The [hostile] corpus: odd `kid`s, odd `alg`s, odd encodings and shapes. Every item gets

@@ -21,7 +21,8 @@ pub enum Mode {
     Huge,
     RedirectTo(String),
     Hang(Duration),
-    EmptySet,
+    /// JSON, but not a JWK Set.
+    NotAJwkSet,
 }
 
 pub struct State {
@@ -158,16 +159,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, hits: Arc<Atomic
             )
             .await
         }
-        Mode::EmptySet => {
-            respond(
-                &mut stream,
-                200,
-                "application/json",
-                None,
-                br#"{"keys":[{"kty":"oct","k":"AAAA"}]}"#,
-            )
-            .await
-        }
+        Mode::NotAJwkSet => respond(&mut stream, 200, "application/json", None, br#"{"keys":"none"}"#).await,
         Mode::Status(code) => respond(&mut stream, code, "application/json", None, b"{}").await,
         Mode::Close => Ok(()),
         Mode::Garbage => respond(&mut stream, 200, "application/json", None, b"<<<not json>>>").await,

@@ -15,4 +15,5 @@ mod interop;
 mod jwks_server;
 mod remote;
 mod support;
+mod token_types;
 mod wycheproof;

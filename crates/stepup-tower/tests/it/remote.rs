@@ -35,12 +35,19 @@ fn auth_for(iss: &str, keys: RemoteJwks) -> StepUp {
         .unwrap()
 }
 
-/// Short bounds so the tests run in seconds, not minutes.
+/// The shortest bounds the builder accepts (1 s), so the tests run in seconds, not minutes.
 fn fast(server: &JwksServer) -> stepup_tower::keys::RemoteJwksBuilder {
     RemoteJwks::from_jwks_uri(server.url("/jwks"))
-        .ttl_bounds(Duration::from_millis(300), Duration::from_secs(3600))
-        .cooldown(Duration::from_millis(50))
+        .ttl_bounds(COOLDOWN, Duration::from_secs(3600))
+        .cooldown(COOLDOWN)
         .timeout(Duration::from_secs(8))
+}
+
+const COOLDOWN: Duration = Duration::from_secs(1);
+
+/// Sleeps until a forced refetch is allowed again.
+async fn past_cooldown() {
+    tokio::time::sleep(COOLDOWN + Duration::from_millis(50)).await;
 }
 
 /// Everything the crate logs, from every test of this binary (one global subscriber:
@@ -159,7 +166,7 @@ async fn slow_server_does_not_hold_up_known_kids() {
     keys.load().await.unwrap();
     let app = app(&auth_for(ISS, keys.clone()));
     server.set_mode(Mode::Hang(Duration::from_secs(5)));
-    tokio::time::sleep(Duration::from_millis(60)).await; // past the cooldown
+    past_cooldown().await;
     // An unknown kid starts a fetch that hangs for 5 s.
     let slow = {
         let app = app.clone();
@@ -194,7 +201,7 @@ async fn outage_keeps_cached_keys_and_logs_each_reason() {
     global_logs();
     let server = JwksServer::start(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
     let elsewhere = JwksServer::start(vec![jwk(&stranger_p256(), Algorithm::ES256, "evil")]).await;
-    let keys = fast(&server).build().unwrap();
+    let keys = fast(&server).timeout(Duration::from_millis(500)).build().unwrap();
     keys.load().await.unwrap();
     let app = app(&auth_for(ISS, keys.clone()));
     let known = token_for(ISS, es_key(), Algorithm::ES256, "k1");
@@ -207,11 +214,12 @@ async fn outage_keeps_cached_keys_and_logs_each_reason() {
         (Mode::Html, "content-type"),
         (Mode::Huge, "larger than 262144 bytes"),
         (Mode::RedirectTo(elsewhere.url("/jwks")), "another origin"),
-        (Mode::EmptySet, "no usable key"),
+        (Mode::Hang(Duration::from_secs(3)), "timed out"),
+        (Mode::NotAJwkSet, "not a JWK Set"),
     ];
     for (mode, reason) in cases {
         server.set_mode(mode.clone());
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        past_cooldown().await;
         let failures = keys.metrics().failures;
         call(&app, "/balance", &unknown)
             .await
@@ -246,7 +254,7 @@ async fn no_keys_at_all_is_401_or_503_and_unknown_issuer_fetches_nothing() {
         .unavailable_keys_as_503(true)
         .build()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    past_cooldown().await;
     let a = call(&app(&auth503), "/balance", &token).await;
     assert_eq!(a.status, 503, "{}", a.text);
     assert!(a.challenge.is_none(), "no challenge: the token is not at fault");
@@ -260,7 +268,7 @@ async fn no_keys_at_all_is_401_or_503_and_unknown_issuer_fetches_nothing() {
     assert_eq!(server.hits(), hits);
     // Once the server recovers, the next request after the cooldown loads the keys.
     server.set_mode(Mode::Ok);
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    past_cooldown().await;
     assert_eq!(call(&app(&auth_for(ISS, keys)), "/balance", &token).await.status, 200);
 }
 
@@ -365,4 +373,294 @@ async fn multiple_remote_issuers_each_with_own_keys() {
         .await
         .assert_refused(401, Some("invalid_token"));
     let _ = VerifyError::UnknownIssuer;
+}
+
+fn auth_cached(keys: RemoteJwks) -> StepUp {
+    StepUp::builder()
+        .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys))
+        .realm("bank")
+        .token_cache(1000, Duration::from_secs(300))
+        .build()
+        .unwrap()
+}
+
+/// Polls `path` with `token` until the status is `want`, for at most `limit`; returns how long
+/// it took.
+async fn until_status(app: &Router, token: &str, want: u16, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let a = call(app, "/balance", token).await;
+        if a.status.as_u16() == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "still {} after {limit:?} (wanted {want}): {}",
+            a.status,
+            a.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn emptied_set_revokes_cached_tokens_too_and_republished_keys_pass_again() {
+    let key_a = jwk(es_key(), Algorithm::ES256, "a");
+    let server = JwksServer::start(vec![key_a.clone()]).await;
+    let keys = fast(&server).build().unwrap();
+    keys.load().await.unwrap();
+    let auth = auth_cached(keys.clone());
+    let app = app(&auth);
+    let token = token_for(ISS, es_key(), Algorithm::ES256, "a");
+    assert_eq!(call(&app, "/balance", &token).await.status, 200);
+    assert_eq!(call(&app, "/balance", &token).await.status, 200);
+    assert_eq!(
+        auth.token_cache_stats().hits,
+        1,
+        "the token sits in the verified-token cache"
+    );
+
+    // The provider empties its set. The next allowed fetch (forced here by an unknown kid)
+    // swaps the empty set in.
+    server.set_keys(vec![]);
+    past_cooldown().await;
+    let probe = token_for(ISS, &stranger_p256(), Algorithm::ES256, "probe");
+    call(&app, "/balance", &probe)
+        .await
+        .assert_refused(401, Some("invalid_token"));
+    assert_eq!(keys.metrics().empty_sets, 1, "{:?}", keys.metrics());
+    assert_eq!(keys.metrics().failures, 0, "an empty set is an answer, not a failure");
+    assert_eq!(keys.status().unwrap().keys, 0);
+    let hits = auth.token_cache_stats().hits;
+    let a = call(&app, "/balance", &token).await;
+    a.assert_refused(401, Some("invalid_token"));
+    assert_eq!(auth.token_cache_stats().hits, hits, "the cached copy was not used");
+    // `unavailable_keys_as_503` turns "no keys" into 503, as documented.
+    let auth503 = StepUp::builder()
+        .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys.clone()))
+        .realm("bank")
+        .unavailable_keys_as_503(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        call(&crate::support::app(&auth503), "/balance", &token).await.status,
+        503
+    );
+    // `load`/`refresh_now` report the empty answer.
+    assert!(matches!(
+        keys.refresh_now().await,
+        Err(FetchError::NoUsableKeys { skipped: 0 })
+    ));
+
+    // Key A is published again: the next allowed fetch (the request itself) loads it.
+    server.set_keys(vec![key_a]);
+    let took = until_status(&app, &token, 200, COOLDOWN * 3).await;
+    assert!(took <= COOLDOWN + Duration::from_millis(500), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_set_of_only_unusable_keys_revokes_like_an_empty_one() {
+    let unusable = [
+        (
+            "oct",
+            json!({"kty": "oct", "kid": "a", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}),
+        ),
+        ("use enc", {
+            let mut k = jwk(es_key(), Algorithm::ES256, "a");
+            k["use"] = json!("enc");
+            k
+        }),
+        ("unknown kty", json!({"kty": "PQC", "kid": "a", "pub": "AAAA"})),
+    ];
+    for (what, key) in unusable {
+        let server = JwksServer::start(vec![jwk(es_key(), Algorithm::ES256, "a")]).await;
+        let keys = fast(&server).build().unwrap();
+        keys.load().await.unwrap();
+        let app = app(&auth_cached(keys.clone()));
+        let token = token_for(ISS, es_key(), Algorithm::ES256, "a");
+        assert_eq!(call(&app, "/balance", &token).await.status, 200, "{what}");
+        server.set_keys(vec![key]);
+        let err = keys.refresh_now().await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::NoUsableKeys { skipped: 1 }),
+            "{what}: {err:?}"
+        );
+        call(&app, "/balance", &token)
+            .await
+            .assert_refused(401, Some("invalid_token"));
+        // The refused request itself may refetch (nothing was forced yet): still empty.
+        assert!(keys.metrics().empty_sets >= 1, "{what}");
+        assert_eq!(keys.metrics().failures, 0, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn reused_kid_with_new_material_is_picked_up_and_the_old_material_refused() {
+    let old = es_key();
+    let new = stranger_p256();
+    let server = JwksServer::start(vec![jwk(old, Algorithm::ES256, "k1")]).await;
+    let keys = fast(&server).build().unwrap();
+    keys.load().await.unwrap();
+    let auth = auth_cached(keys.clone());
+    let app = app(&auth);
+    let old_token = token_for(ISS, old, Algorithm::ES256, "k1");
+    assert_eq!(call(&app, "/balance", &old_token).await.status, 200);
+    assert_eq!(call(&app, "/balance", &old_token).await.status, 200); // now cached
+
+    // The provider restarts with new material under the same kid. The snapshot is older than
+    // the cooldown: the first request signed with the new key passes.
+    server.set_keys(vec![jwk(&new, Algorithm::ES256, "k1")]);
+    past_cooldown().await;
+    let new_token = token_for(ISS, &new, Algorithm::ES256, "k1");
+    let a = call(&app, "/balance", &new_token).await;
+    assert_eq!(a.status, 200, "first request with the new material: {}", a.text);
+    assert_eq!(keys.metrics().forced_refetches, 1);
+    // The old material is refused, its cached copy included.
+    call(&app, "/balance", &old_token)
+        .await
+        .assert_refused(401, Some("invalid_token"));
+
+    // Again, but right after a fetch: the snapshot is younger than the cooldown, so the first
+    // request is refused without a fetch, and one passes within one cooldown.
+    let newer = EncodingKey::from_ec_pem(include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/p256a.pem"
+    )))
+    .unwrap();
+    keys.refresh_now().await.unwrap();
+    let hits = server.hits();
+    server.set_keys(vec![jwk(&newer, Algorithm::ES256, "k1")]);
+    let newer_token = token_for(ISS, &newer, Algorithm::ES256, "k1");
+    call(&app, "/balance", &newer_token)
+        .await
+        .assert_refused(401, Some("invalid_token"));
+    assert_eq!(server.hits(), hits, "a young snapshot is not refetched");
+    let took = until_status(&app, &newer_token, 200, COOLDOWN * 3).await;
+    assert!(took <= COOLDOWN + Duration::from_millis(500), "took {took:?}");
+    call(&app, "/balance", &new_token)
+        .await
+        .assert_refused(401, Some("invalid_token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_of_bad_signatures_on_a_known_kid_costs_one_fetch_per_cooldown() {
+    let server = JwksServer::start(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
+    let keys = fast(&server).build().unwrap();
+    keys.load().await.unwrap();
+    let app = app(&auth_for(ISS, keys.clone()));
+    let attacker = stranger_p256();
+    let forged = token_for(ISS, &attacker, Algorithm::ES256, "k1");
+    past_cooldown().await;
+    for round in 0..2 {
+        let before = server.hits();
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let (app, t) = (app.clone(), forged.clone());
+            tasks.push(tokio::spawn(async move { call(&app, "/balance", &t).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().assert_refused(401, Some("invalid_token"));
+        }
+        assert!(
+            server.hits() - before <= 1,
+            "round {round}: {} fetches",
+            server.hits() - before
+        );
+        // Valid traffic still passes.
+        let valid = token_for(ISS, es_key(), Algorithm::ES256, "k1");
+        assert_eq!(call(&app, "/balance", &valid).await.status, 200);
+        past_cooldown().await;
+    }
+    let m = keys.metrics();
+    assert!(m.forced_refetches <= 2, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_published_during_a_flood_of_made_up_kids_passes_within_one_cooldown() {
+    let server = JwksServer::start(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
+    let keys = fast(&server).build().unwrap();
+    keys.load().await.unwrap();
+    let app = app(&auth_for(ISS, keys.clone()));
+    past_cooldown().await;
+    // The flood: made-up kids, one request every 10 ms, for 4 s.
+    let flood = {
+        let app = app.clone();
+        let attacker = stranger_p256();
+        tokio::spawn(async move {
+            for i in 0..400 {
+                let t = token_for(ISS, &attacker, Algorithm::ES256, &format!("made-up-{i}"));
+                let _ = call(&app, "/balance", &t).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    // Once the flood's first forced refetch is done and the flood is being suppressed (the
+    // worst moment: a whole cooldown ahead), the provider publishes a new key.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while keys.metrics().suppressed_refetches == 0 {
+        assert!(Instant::now() < deadline, "the flood made no refetch");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let fresh = EncodingKey::from_ed_pem(include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ed1.pem"
+    )))
+    .unwrap();
+    server.set_keys(vec![
+        jwk(es_key(), Algorithm::ES256, "k1"),
+        jwk(&fresh, Algorithm::EdDSA, "fresh"),
+    ]);
+    let published = Instant::now();
+    let token = token_for(ISS, &fresh, Algorithm::EdDSA, "fresh");
+    until_status(&app, &token, 200, COOLDOWN * 3).await;
+    let after = published.elapsed();
+    assert!(
+        after <= COOLDOWN + Duration::from_millis(300),
+        "the new key passed {after:?} after its publication"
+    );
+    assert_eq!(keys.metrics().forced_refetches, 2, "{:?}", keys.metrics());
+    flood.abort();
+}
+
+#[test]
+fn builder_refuses_each_looping_setting_with_its_own_error() {
+    use stepup_tower::keys::SettingError;
+    let b = || RemoteJwks::from_jwks_uri("https://id.example.test/jwks");
+    let ms = Duration::from_millis;
+    let err = |r: Result<RemoteJwks, FetchError>| r.unwrap_err();
+    assert_eq!(
+        err(b().ttl_bounds(Duration::ZERO, Duration::from_secs(60)).build()),
+        FetchError::Setting(SettingError::MinTtlTooShort(Duration::ZERO))
+    );
+    assert_eq!(
+        err(b().ttl_bounds(ms(999), Duration::from_secs(60)).build()),
+        FetchError::Setting(SettingError::MinTtlTooShort(ms(999)))
+    );
+    assert_eq!(
+        err(b().cooldown(Duration::ZERO).build()),
+        FetchError::Setting(SettingError::CooldownTooShort(Duration::ZERO))
+    );
+    assert_eq!(
+        err(b().retry_backoff(ms(10)).build()),
+        FetchError::Setting(SettingError::RetryBackoffTooShort(ms(10)))
+    );
+    let mut settings = stepup_tower::keys::CacheSettings::default();
+    settings.retry_backoff = Duration::ZERO;
+    assert_eq!(
+        err(b().settings(settings).build()),
+        FetchError::Setting(SettingError::RetryBackoffTooShort(Duration::ZERO))
+    );
+    assert!(matches!(
+        err(b().ttl_bounds(Duration::from_secs(60), Duration::from_secs(10)).build()),
+        FetchError::Setting(SettingError::TtlBoundsInverted { .. })
+    ));
+    let text = err(b().cooldown(ms(5)).build()).to_string();
+    assert!(text.contains("cooldown"), "{text}");
+    assert!(
+        b().ttl_bounds(COOLDOWN, COOLDOWN)
+            .cooldown(COOLDOWN)
+            .retry_backoff(COOLDOWN)
+            .build()
+            .is_ok()
+    );
 }
