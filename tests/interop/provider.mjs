@@ -2,7 +2,9 @@
 // certified), configured the way the bank demo expects an external issuer to be:
 //
 // - signing keys RS256, ES256, EdDSA and Ed25519 (RFC 9864's name), generated at every start; their `kid`s carry
-//   the key generation, so a restart with a new generation is a key rotation;
+//   the key generation and random bytes, so every restart is a key rotation; with --fixed-kids the
+//   `kid`s are fixed (`fixed-rs256`, `fixed-es256`, `fixed-eddsa`, `fixed-ed25519`) while the key
+//   material is still new at every start, so two such starts publish new keys under the same `kid`s;
 // - RFC 9068 JWT access tokens (`typ` at+jwt) for the resource `urn:bank-api` (aud `bank-api`),
 //   and for `urn:other-api` (aud `other-api`, to prove a wrong audience is refused);
 // - `acr_values` loa1 and the PAPE multi-factor URI; `acr`, `amr` and `auth_time` in the ID
@@ -11,7 +13,8 @@
 // - a non-interactive login for tests: GET /interaction/:uid completes the login with the first
 //   supported `acr_values` entry (default loa1) and grants consent, answering 303.
 //
-// Usage: node provider.mjs [--port N] [--generation G]   (or PROVIDER_PORT, KEY_GENERATION)
+// Usage: node provider.mjs [--port N] [--generation G] [--fixed-kids]
+//        (or PROVIDER_PORT, KEY_GENERATION, FIXED_KIDS=1)
 
 import * as crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
   options: {
     port: { type: 'string', default: process.env.PROVIDER_PORT ?? '' },
     generation: { type: 'string', default: process.env.KEY_GENERATION ?? '1' },
+    'fixed-kids': { type: 'boolean', default: process.env.FIXED_KIDS === '1' },
   },
 });
 const port = Number.parseInt(args.port, 10);
@@ -50,11 +54,15 @@ if (!/^[A-Za-z0-9_-]{1,32}$/.test(generation)) {
   console.error('provider: --generation must be 1-32 characters [A-Za-z0-9_-]');
   process.exit(2);
 }
+const fixedKids = args['fixed-kids'];
 const issuer = `http://127.0.0.1:${port}`;
 
+// New key material at every start; only the kid is fixed with --fixed-kids.
 function jwk(type, options, alg) {
   const { privateKey } = crypto.generateKeyPairSync(type, options);
-  const kid = `gen-${generation}-${alg.toLowerCase()}-${crypto.randomBytes(4).toString('hex')}`;
+  const kid = fixedKids
+    ? `fixed-${alg.toLowerCase()}`
+    : `gen-${generation}-${alg.toLowerCase()}-${crypto.randomBytes(4).toString('hex')}`;
   return { ...privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
 }
 
@@ -208,7 +216,7 @@ provider.use(async (ctx, next) => {
 });
 
 const server = provider.listen(port, '127.0.0.1', () => {
-  console.log(`provider: ${issuer} up (key generation ${generation}, kids ${keys.map((k) => k.kid).join(' ')})`);
+  console.log(`provider: ${issuer} up (key generation ${generation}${fixedKids ? ', fixed kids' : ''}, kids ${keys.map((k) => k.kid).join(' ')})`);
 });
 const stop = () => {
   server.close(() => process.exit(0));

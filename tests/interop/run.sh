@@ -3,12 +3,17 @@
 # oidc-provider), over loopback. Needs node (>= 20) and npm; runnable from any directory.
 #
 #   1. npm ci here, cargo build -p bank-demo -p interop-client
-#   2. provider.mjs on a free port (key generation 1), the demo pointed at it by discovery
-#      (STEPUP_ISSUER, no STEPUP_JWKS_URI)
+#   2. provider.mjs on a free port (key generation 1, random kids), the demo pointed at it by
+#      discovery (STEPUP_ISSUER, no STEPUP_JWKS_URI; STEPUP_JWKS_COOLDOWN=2 s between forced
+#      key refetches)
 #   3. interop-client --phase main: RS256/ES256/EdDSA/Ed25519 tokens, the RFC 9470 loop, refusals
-#   4. the provider restarted on the same port with new keys (generation 2), the demo left
-#      running; interop-client --phase rotation
-#   5. one total line: `N passed, M failed`; exit code non-zero on any failure
+#   4. the provider restarted on the same port with new keys (generation 2, --fixed-kids: kids
+#      fixed-rs256 etc., none in common with generation 1), the demo left running;
+#      interop-client --phase rotation
+#   5. the provider restarted again with new key material under the same kids (generation 3,
+#      --fixed-kids), the demo left running; interop-client --phase reuse (a bad signature
+#      under a known kid must make the demo refetch the keys, at most once per cooldown)
+#   6. one total line: `N passed, M failed`; exit code non-zero on any failure
 #
 # Logs of the provider and the demo are printed when something failed (INTEROP_KEEP_LOGS=1
 # keeps them). INTEROP_STARTUP_TIMEOUT / INTEROP_PHASE_TIMEOUT: seconds (60 / 120).
@@ -88,14 +93,33 @@ BANK_PORT="${PORTS[1]}"
 ISSUER="http://127.0.0.1:$PROVIDER_PORT"
 BANK="http://127.0.0.1:$BANK_PORT"
 
+# start_provider GENERATION [provider.mjs options, e.g. --fixed-kids]
 start_provider() {
   local generation="$1"
-  node "$HERE/provider.mjs" --port "$PROVIDER_PORT" --generation "$generation" \
+  shift
+  node "$HERE/provider.mjs" --port "$PROVIDER_PORT" --generation "$generation" "$@" \
     >>"$WORK/provider.log" 2>&1 &
   PROVIDER_PID=$!
   node "$HERE/util.mjs" wait "$ISSUER/.well-known/openid-configuration" "$STARTUP_TIMEOUT" "$PROVIDER_PID" \
     || die "the provider (generation $generation) did not start"
-  echo "    provider pid $PROVIDER_PID at $ISSUER, key generation $generation"
+  echo "    provider pid $PROVIDER_PID at $ISSUER, key generation $generation${*:+ ($*)}"
+}
+
+# restart_provider GENERATION [provider.mjs options]: same port; the demo keeps running.
+restart_provider() {
+  stop_pid "$PROVIDER_PID"
+  PROVIDER_PID=""
+  start_provider "$@"
+  kill -0 "$DEMO_PID" 2>/dev/null || die "the demo exited"
+}
+
+# Fails (and counts a failed check) when the demo is gone.
+demo_still_running() {
+  if ! kill -0 "$DEMO_PID" 2>/dev/null; then
+    echo "FAIL  the demo (pid $DEMO_PID) is no longer running"
+    TOTAL_FAILED=$((TOTAL_FAILED + 1))
+    return 1
+  fi
 }
 
 TOTAL_PASSED=0
@@ -130,9 +154,10 @@ run_phase() {
 echo "==> starting oidc-provider"
 start_provider 1
 
-echo "==> starting the demo (STEPUP_ISSUER=$ISSUER, discovery)"
+echo "==> starting the demo (STEPUP_ISSUER=$ISSUER, discovery, STEPUP_JWKS_COOLDOWN=2)"
 env -u STEPUP_JWKS_URI -u STEPUP_TRANSFER_ACR -u STEPUP_ACCEPT_TYP -u STEPUP_RESOURCE \
-  STEPUP_ISSUER="$ISSUER" STEPUP_AUDIENCE=bank-api BANK_ADDR="127.0.0.1:$BANK_PORT" \
+  -u STEPUP_CLIENT_CLAIM -u STEPUP_OMIT_CLAIMS \
+  STEPUP_ISSUER="$ISSUER" STEPUP_AUDIENCE=bank-api BANK_ADDR="127.0.0.1:$BANK_PORT" STEPUP_JWKS_COOLDOWN=2 \
   RUST_LOG="${RUST_LOG:-info,stepup_tower=debug}" NO_COLOR=1 \
   "$DEMO_BIN" >"$WORK/demo.log" 2>&1 &
 DEMO_PID=$!
@@ -142,17 +167,20 @@ echo "    demo pid $DEMO_PID at $BANK"
 echo "==> phase main"
 run_phase main
 
-echo "==> restarting oidc-provider with new keys (same port; the demo keeps running)"
-stop_pid "$PROVIDER_PID"
-PROVIDER_PID=""
-start_provider 2
-kill -0 "$DEMO_PID" 2>/dev/null || die "the demo exited"
+echo "==> restarting oidc-provider with new keys and kids (same port; the demo keeps running)"
+restart_provider 2 --fixed-kids
 
 echo "==> phase rotation"
 run_phase rotation
-if ! kill -0 "$DEMO_PID" 2>/dev/null; then
-  echo "FAIL  the demo (pid $DEMO_PID) is no longer running"
-  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+if demo_still_running; then
+  echo "==> restarting oidc-provider with new key material under the same kids (the demo keeps running)"
+  restart_provider 3 --fixed-kids
+
+  echo "==> phase reuse"
+  run_phase reuse
+  demo_still_running || true
+else
+  echo "    (phase reuse skipped: the demo is gone)"
 fi
 
 if [ "$TOTAL_FAILED" -eq 0 ]; then

@@ -5,23 +5,32 @@
 //! ```text
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase main     --state FILE
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase rotation --state FILE
+//! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase reuse    --state FILE
 //! ```
 //!
 //! `main`: tokens signed with RS256, ES256, EdDSA and Ed25519 (RFC 9864), the whole RFC 9470 loop (the challenge is
 //! read with `stepup_tower::challenge::BearerChallenge`), an ID token and a token for another
-//! audience refused. It writes the key ids it saw and the balance to the state file.
+//! audience refused. It writes the provider's keys (`kid` and public material), the balance and
+//! one of its tokens to the state file.
 //! `rotation` (after the provider was restarted with new keys, the demo left running): the new
 //! keys share no `kid` with the old ones, tokens signed with them pass, the demo kept its state
-//! (so it was not restarted), and the RFC 9470 loop works again.
+//! (so it was not restarted), the token `main` saved is refused, and the RFC 9470 loop works
+//! again. It writes the same hand-over for `reuse`.
+//! `reuse` (after the provider was restarted again with new key material under the same `kid`s,
+//! the demo left running): every `kid` is back with different material, tokens signed with the
+//! new material pass once the demo refetched the keys (a bad signature on a known `kid` triggers
+//! a refetch limited by the demo's cooldown, so a 401 is retried for up to 10 s), the demo kept
+//! its state, the token `rotation` saved (same `kid`, old material) is refused, and the RFC 9470
+//! loop works.
 #![allow(clippy::print_stdout)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use reqwest::{Client, Response, StatusCode, Url};
 use serde_json::{Value, json};
 use stepup_tower::challenge::{BearerChallenge, ErrorCode};
@@ -43,6 +52,12 @@ const CLIENTS: [(&str, &str); 4] = [
 ];
 /// The transfer every step-up check sends.
 const TRANSFER_BODY: &str = r#"{"to":"DE89370400440532013000","amount":"1.00"}"#;
+/// How long the `reuse` phase retries a fresh token the demo refuses with 401: the demo refetches
+/// the keys on a bad signature under a known `kid` only when its key set is older than its
+/// cooldown (`STEPUP_JWKS_COOLDOWN`, 2 s in `run.sh`).
+const REUSE_PATIENCE: Duration = Duration::from_secs(10);
+/// The pause between two such attempts.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 type Res<T> = Result<T, String>;
 
@@ -52,7 +67,7 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("interop-client: {e}");
-            eprintln!("usage: interop-client --bank URL --issuer URL --phase main|rotation --state FILE");
+            eprintln!("usage: interop-client --bank URL --issuer URL --phase main|rotation|reuse --state FILE");
             return ExitCode::from(2);
         }
     };
@@ -66,6 +81,7 @@ async fn main() -> ExitCode {
     match run.args.phase {
         Phase::Main => run.phase_main().await,
         Phase::Rotation => run.phase_rotation().await,
+        Phase::Reuse => run.phase_reuse().await,
     }
     println!("{} passed, {} failed", run.passed, run.failed);
     if run.failed == 0 {
@@ -79,6 +95,18 @@ async fn main() -> ExitCode {
 enum Phase {
     Main,
     Rotation,
+    Reuse,
+}
+
+impl Phase {
+    /// What the names of this phase's checks start with.
+    const fn prefix(self) -> &'static str {
+        match self {
+            Self::Main => "",
+            Self::Rotation => "after rotation, ",
+            Self::Reuse => "after key reuse, ",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -101,6 +129,7 @@ impl Args {
                     phase = Some(match value.as_str() {
                         "main" => Phase::Main,
                         "rotation" => Phase::Rotation,
+                        "reuse" => Phase::Reuse,
                         other => return Err(format!("unknown phase {other:?}")),
                     });
                 }
@@ -157,6 +186,89 @@ impl Browser {
 struct Tokens {
     access_token: String,
     id_token: Option<String>,
+}
+
+/// A signing key the provider publishes: its `kid` and its public material (the JWK's `n`, or
+/// `x` and `y`), enough to tell new key material under an old `kid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PublicKey {
+    kid: String,
+    material: String,
+}
+
+impl PublicKey {
+    fn from_jwk(jwk: &Value) -> Option<Self> {
+        let kid = jwk.get("kid").and_then(Value::as_str)?.to_string();
+        let material = ["n", "x", "y"]
+            .iter()
+            .filter_map(|m| jwk.get(m).and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(".");
+        Some(Self { kid, material })
+    }
+}
+
+fn kids(keys: &[PublicKey]) -> Vec<&str> {
+    keys.iter().map(|k| k.kid.as_str()).collect()
+}
+
+/// The start of some key material, for check lines.
+fn short(material: &str) -> String {
+    let start: String = material.chars().take(10).collect();
+    if start.is_empty() {
+        "-".into()
+    } else {
+        format!("{start}...")
+    }
+}
+
+/// What a phase hands over to the next one through the state file.
+#[derive(Debug, Clone)]
+struct Handover {
+    /// The provider's signing keys during the phase.
+    keys: Vec<PublicKey>,
+    /// The balance after the phase's transfer.
+    balance: Option<String>,
+    /// An access token signed with one of `keys` that read the balance.
+    token: Option<String>,
+}
+
+impl Handover {
+    fn save(&self, path: &str) -> Res<()> {
+        let material: serde_json::Map<String, Value> =
+            self.keys.iter().map(|k| (k.kid.clone(), json!(k.material))).collect();
+        let state = json!({
+            "kids": kids(&self.keys),
+            "material": material,
+            "balance": self.balance,
+            "old_token": self.token,
+        });
+        std::fs::write(path, state.to_string()).map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn load(path: &str) -> Res<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let state: Value = serde_json::from_str(&text).map_err(|e| format!("state file {path}: {e}"))?;
+        let text_of = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let keys = state
+            .get("kids")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|kid| PublicKey {
+                        kid: kid.to_string(),
+                        material: text_of(state.get("material").and_then(|m| m.get(kid))).unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            keys,
+            balance: text_of(state.get("balance")),
+            token: text_of(state.get("old_token")),
+        })
+    }
 }
 
 /// The provider's endpoints, from discovery.
@@ -221,7 +333,7 @@ impl Run {
                 return;
             }
         };
-        let kids = self.jwks_kids(&endpoints).await;
+        let keys = self.jwks_keys(&endpoints).await;
         let outcome = self.no_token_challenge().await;
         self.check(
             "no token: 401 Bearer challenge without error; RFC 9728 metadata names the issuer",
@@ -233,7 +345,7 @@ impl Run {
         let mut password_tokens = Vec::new();
         for (client_id, alg) in CLIENTS {
             let outcome = self
-                .password_token_passes(&endpoints, &mut browser, client_id, alg)
+                .password_token_passes(&endpoints, &mut browser, client_id, alg, Duration::ZERO)
                 .await;
             let name = format!("{alg} access token (client {client_id}): GET /api/balance 200");
             match outcome {
@@ -280,127 +392,174 @@ impl Run {
 
         // 5. Hand over to the rotation phase (with a token signed by a key about to go).
         let old_token = password_tokens.first().map(|t| t.access_token.clone());
-        let outcome = match (&kids, balance_after) {
-            (Ok(kids), Some(balance)) => {
-                let state = json!({ "kids": kids, "balance": balance, "old_token": old_token });
-                std::fs::write(&self.args.state, state.to_string())
-                    .map(|()| format!("kids {} and balance {balance} saved", kids.join(" ")))
-                    .map_err(|e| format!("{}: {e}", self.args.state))
-            }
-            (Err(e), _) => Err(format!("provider JWKS: {e}")),
-            (_, None) => Err("no balance after the transfer to hand over".into()),
-        };
-        self.check("state for the rotation phase written", outcome);
+        self.hand_over(&keys, balance_after, old_token);
     }
 
     async fn phase_rotation(&mut self) {
         let health = self.healthz().await;
         self.check("demo still up (GET /healthz)", health);
-        let state = std::fs::read_to_string(&self.args.state)
-            .map_err(|e| format!("{}: {e}", self.args.state))
-            .and_then(|s| serde_json::from_str::<Value>(&s).map_err(|e| format!("state file: {e}")));
-        let old_kids: Vec<String> = state
-            .as_ref()
-            .ok()
-            .and_then(|s| s.get("kids"))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-            .unwrap_or_default();
-        let old_balance = state
-            .as_ref()
-            .ok()
-            .and_then(|s| s.get("balance"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let endpoints = match self.discover().await {
-            Ok(e) => {
-                self.check("restarted provider discovery", Ok(format!("jwks_uri {}", e.jwks)));
-                e
-            }
-            Err(e) => {
-                self.check("restarted provider discovery", Err(e));
-                return;
-            }
+        let saved = Handover::load(&self.args.state);
+        let Some(endpoints) = self.rediscover().await else {
+            return;
         };
-        let new_kids = self.jwks_kids(&endpoints).await;
-        let outcome = match (&state, &new_kids) {
-            (Err(e), _) => Err(e.clone()),
-            (_, Err(e)) => Err(e.clone()),
-            (Ok(_), Ok(new)) if old_kids.is_empty() => Err(format!("no old kids saved; new: {new:?}")),
-            (Ok(_), Ok(new)) => match new.iter().find(|k| old_kids.contains(k)) {
-                Some(k) => Err(format!("kid {k} is in both key sets: the keys were not rotated")),
-                None => Ok(format!("old {} -> new {}", old_kids.join(" "), new.join(" "))),
+        let keys = self.jwks_keys(&endpoints).await;
+        let outcome = match (&saved, &keys) {
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+            (Ok(saved), Ok(new)) if saved.keys.is_empty() => Err(format!("no old kids saved; new: {:?}", kids(new))),
+            (Ok(saved), Ok(new)) => match new.iter().find(|k| saved.keys.iter().any(|o| o.kid == k.kid)) {
+                Some(k) => Err(format!("kid {} is in both key sets: the keys were not rotated", k.kid)),
+                None => Ok(format!(
+                    "old {} -> new {}",
+                    kids(&saved.keys).join(" "),
+                    kids(new).join(" ")
+                )),
             },
         };
         self.check("provider restarted with new keys (no kid in common)", outcome);
+        let (token, balance) = self.after_restart(&endpoints, &keys, &saved, Duration::ZERO).await;
+        // Hand over to the reuse phase (with a token signed with material about to go).
+        self.hand_over(&keys, balance, token);
+    }
 
+    async fn phase_reuse(&mut self) {
+        let health = self.healthz().await;
+        self.check("demo still up (GET /healthz)", health);
+        let saved = Handover::load(&self.args.state);
+        let Some(endpoints) = self.rediscover().await else {
+            return;
+        };
+        let keys = self.jwks_keys(&endpoints).await;
+        let outcome = match (&saved, &keys) {
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+            (Ok(saved), Ok(new)) => same_kids_new_material(&saved.keys, new),
+        };
+        self.check("provider restarted with new material under the same kids", outcome);
+        self.after_restart(&endpoints, &keys, &saved, REUSE_PATIENCE).await;
+    }
+
+    /// Writes what the next phase needs into the state file, as a check.
+    fn hand_over(&mut self, keys: &Res<Vec<PublicKey>>, balance: Option<String>, token: Option<String>) {
+        let next = if self.args.phase == Phase::Main {
+            "rotation"
+        } else {
+            "reuse"
+        };
+        let outcome = match (keys, balance, token) {
+            (Err(e), _, _) => Err(format!("provider JWKS: {e}")),
+            (_, None, _) => Err("no balance after the transfer to hand over".into()),
+            (_, _, None) => Err("no token of this key generation to hand over".into()),
+            (Ok(keys), Some(balance), token) => {
+                let detail = format!(
+                    "kids {}, their public keys and balance {balance} saved",
+                    kids(keys).join(" ")
+                );
+                Handover {
+                    keys: keys.clone(),
+                    balance: Some(balance),
+                    token,
+                }
+                .save(&self.args.state)
+                .map(|()| detail)
+            }
+        };
+        self.check(&format!("state for the {next} phase written"), outcome);
+    }
+
+    /// Discovery at the restarted provider, as a check.
+    async fn rediscover(&mut self) -> Option<Endpoints> {
+        let name = "restarted provider discovery";
+        match self.discover().await {
+            Ok(e) => {
+                self.check(name, Ok(format!("jwks_uri {}", e.jwks)));
+                Some(e)
+            }
+            Err(e) => {
+                self.check(name, Err(e));
+                None
+            }
+        }
+    }
+
+    /// The checks after the provider restarted with other key material, the demo left
+    /// running: a fresh password-level token of every client (signed with a key in `keys`)
+    /// reads the balance the previous phase left, the token the previous phase saved is
+    /// refused, and the RFC 9470 loop works. A 401 to a fresh token is retried for up to
+    /// `patience`. Returns a fresh token that read the balance, and the balance after the loop.
+    async fn after_restart(
+        &mut self,
+        endpoints: &Endpoints,
+        keys: &Res<Vec<PublicKey>>,
+        saved: &Res<Handover>,
+        patience: Duration,
+    ) -> (Option<String>, Option<String>) {
+        let prefix = self.args.phase.prefix();
+        let old_balance = saved.as_ref().ok().and_then(|s| s.balance.clone());
         let mut browser = Browser::default();
         let mut first = None;
         for (client_id, alg) in CLIENTS {
-            let name =
-                format!("after rotation, {alg} access token (client {client_id}): GET /api/balance 200, same demo");
+            let name = format!("{prefix}{alg} access token (client {client_id}): GET /api/balance 200, same demo");
             let outcome = self
-                .password_token_passes(&endpoints, &mut browser, client_id, alg)
+                .password_token_passes(endpoints, &mut browser, client_id, alg, patience)
                 .await
                 .and_then(|(detail, tokens)| {
                     let kid = jwt_part(&tokens.access_token, 0)
                         .ok()
                         .and_then(|h| h.get("kid").and_then(Value::as_str).map(str::to_string))
                         .unwrap_or_default();
-                    match &new_kids {
-                        Ok(new) if new.contains(&kid) => {}
-                        _ => return Err(format!("kid {kid:?} is not one of the restarted provider's")),
+                    match keys {
+                        Ok(keys) if keys.iter().any(|k| k.kid == kid) => Ok((detail, tokens)),
+                        _ => Err(format!("kid {kid:?} is not one of the restarted provider's")),
                     }
-                    Ok((detail, tokens))
                 });
-            let outcome = match outcome {
-                Ok((detail, tokens)) => {
-                    if first.is_none() {
-                        first = Some(tokens);
-                    }
-                    // The ledger lives in the demo's memory: the same balance proves the demo
-                    // was not restarted.
-                    match &old_balance {
-                        Some(b) if detail.contains(&format!("balance {b} ")) => Ok(detail),
-                        Some(b) => Err(format!("{detail}; expected balance {b} from before the rotation")),
-                        None => Err(format!("{detail}; no balance saved by the main phase")),
-                    }
+            let outcome = outcome.and_then(|(detail, tokens)| {
+                if first.is_none() {
+                    first = Some(tokens.access_token);
                 }
-                Err(e) => Err(e),
-            };
+                // The ledger lives in the demo's memory: the same balance proves the demo
+                // was not restarted.
+                match &old_balance {
+                    Some(b) if detail.contains(&format!("balance {b} ")) => Ok(detail),
+                    Some(b) => Err(format!("{detail}; expected balance {b} from before the restart")),
+                    None => Err(format!("{detail}; no balance saved by the previous phase")),
+                }
+            });
             self.check(&name, outcome);
         }
-        // A token signed with a key the restarted provider no longer publishes: the demo
-        // refetched the key set for the new kids, so the old key (and any cached
-        // verification made with it) must be gone.
-        let old_token = state
-            .as_ref()
-            .ok()
-            .and_then(|s| s.get("old_token"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let outcome = match old_token {
-            Some(t) => self.refused_as_invalid_token(&t, "kid", "of a removed key").await,
-            None => Err("no old token saved by the main phase".into()),
-        };
-        self.check(
-            "after rotation, a token signed with a removed key (verified and cached before): 401 invalid_token",
-            outcome,
-        );
 
-        match first {
-            Some(tokens) => {
+        // The token the previous phase saved, verified (and cached) by the demo then. After a
+        // rotation its key is no longer published; after a key reuse its kid is, with other
+        // material. Either way the demo refetched the key set for the fresh tokens, so the old
+        // key (and any cached verification made with it) must be gone.
+        let (value, name) = match self.args.phase {
+            Phase::Reuse => (
+                "reused with new material",
+                "the previous generation's token (same kid, old material; verified and cached before): 401 invalid_token",
+            ),
+            Phase::Main | Phase::Rotation => (
+                "of a removed key",
+                "a token signed with a removed key (verified and cached before): 401 invalid_token",
+            ),
+        };
+        let outcome = match saved.as_ref().ok().and_then(|s| s.token.as_deref()) {
+            Some(t) => self.refused_as_invalid_token(t, "kid", value).await,
+            None => Err("no token saved by the previous phase".into()),
+        };
+        self.check(&format!("{prefix}{name}"), outcome);
+
+        let balance = match &first {
+            Some(token) => {
                 let rs256 = CLIENTS.first().map(|c| c.0).unwrap_or("interop-rs256");
-                self.step_up_loop(&endpoints, &mut browser, rs256, &tokens.access_token)
-                    .await;
+                self.step_up_loop(endpoints, &mut browser, rs256, token).await
             }
             None => {
                 self.check(
-                    "after rotation, RFC 9470 step-up loop",
+                    &format!("{prefix}RFC 9470 step-up loop"),
                     Err("no token from the restarted provider".into()),
                 );
+                None
             }
-        }
+        };
+        (first, balance)
     }
 
     async fn healthz(&self) -> Res<String> {
@@ -451,21 +610,17 @@ impl Run {
         serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
 
-    async fn jwks_kids(&self, endpoints: &Endpoints) -> Res<Vec<String>> {
+    async fn jwks_keys(&self, endpoints: &Endpoints) -> Res<Vec<PublicKey>> {
         let jwks = self.get_json(&endpoints.jwks).await?;
-        let kids: Vec<String> = jwks
+        let keys: Vec<PublicKey> = jwks
             .get("keys")
             .and_then(Value::as_array)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| k.get("kid").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
+            .map(|keys| keys.iter().filter_map(PublicKey::from_jwk).collect())
             .unwrap_or_default();
-        if kids.is_empty() {
+        if keys.is_empty() {
             Err(format!("{}: no keys with a kid", endpoints.jwks))
         } else {
-            Ok(kids)
+            Ok(keys)
         }
     }
 
@@ -596,13 +751,15 @@ impl Run {
     }
 
     /// Password-level (loa1) token from `client_id`; checks its header and that
-    /// `GET /api/balance` accepts it. Returns a description including `balance X `.
+    /// `GET /api/balance` accepts it (see [`Run::balance_within`] for `patience`). Returns a
+    /// description including `balance X `.
     async fn password_token_passes(
         &self,
         endpoints: &Endpoints,
         browser: &mut Browser,
         client_id: &str,
         alg: &str,
+        patience: Duration,
     ) -> Res<(String, Tokens)> {
         let tokens = self
             .authorize(endpoints, browser, client_id, BANK_RESOURCE, None, None)
@@ -619,20 +776,51 @@ impl Run {
         if claims.get("aud") != Some(&json!("bank-api")) {
             return Err(format!("token aud is not bank-api: {claims}"));
         }
-        let (status, body, _) = self.bank_get("/api/balance", &tokens.access_token).await?;
-        if status != StatusCode::OK {
-            return Err(format!("GET /api/balance -> {status}: {}", excerpt(&body)));
-        }
+        let (body, attempts) = self.balance_within(&tokens.access_token, patience).await?;
         let v: Value = serde_json::from_str(&body).map_err(|e| format!("balance body: {e}"))?;
         let balance = v.get("balance").and_then(Value::as_str).unwrap_or_default();
-        Ok((
-            format!(
-                "header alg {got_alg} kid {}, acr {}, balance {balance} EUR",
-                header.get("kid").and_then(Value::as_str).unwrap_or("-"),
-                claims.get("acr").and_then(Value::as_str).unwrap_or("-"),
-            ),
-            tokens,
-        ))
+        let mut detail = format!(
+            "header alg {got_alg} kid {}, acr {}, balance {balance} EUR",
+            header.get("kid").and_then(Value::as_str).unwrap_or("-"),
+            claims.get("acr").and_then(Value::as_str).unwrap_or("-"),
+        );
+        if !patience.is_zero() {
+            detail.push_str(&format!(" ({attempts})"));
+        }
+        Ok((detail, tokens))
+    }
+
+    /// `GET /api/balance` with `token` until it answers 200: a 401 is tried again every
+    /// [`RETRY_PAUSE`] for up to `patience` (zero: one attempt). Returns the body and what it
+    /// took (e.g. `2 attempts in 0.5 s`).
+    async fn balance_within(&self, token: &str, patience: Duration) -> Res<(String, String)> {
+        let start = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let (status, body, headers) = self.bank_get("/api/balance", token).await?;
+            let took = format!(
+                "{attempts} attempt{} in {:.1} s",
+                if attempts == 1 { "" } else { "s" },
+                start.elapsed().as_secs_f64()
+            );
+            if status == StatusCode::OK {
+                return Ok((body, took));
+            }
+            if status != StatusCode::UNAUTHORIZED || start.elapsed() >= patience {
+                let challenge = headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+                let took = if patience.is_zero() {
+                    String::new()
+                } else {
+                    format!(" after {took}")
+                };
+                return Err(format!(
+                    "GET /api/balance -> {status}{took}: {} (WWW-Authenticate {challenge:?})",
+                    excerpt(&body)
+                ));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
     }
 
     /// The RFC 9470 loop: the transfer with a password-level token gets the challenge, which
@@ -645,11 +833,7 @@ impl Run {
         client_id: &str,
         password_token: &str,
     ) -> Option<String> {
-        let prefix = if self.args.phase == Phase::Rotation {
-            "after rotation, "
-        } else {
-            ""
-        };
+        let prefix = self.args.phase.prefix();
         // a) The challenge.
         let challenge = match self.transfer(password_token).await {
             Ok((status, body, headers)) => {
@@ -749,7 +933,7 @@ impl Run {
             Ok((status, body, headers)) => Err(format!(
                 "{status}: {} {:?}",
                 excerpt(&body),
-                headers.get(reqwest::header::WWW_AUTHENTICATE)
+                headers.get(WWW_AUTHENTICATE)
             )),
             Err(e) => Err(e),
         };
@@ -859,6 +1043,38 @@ impl Run {
         let body = res.text().await.map_err(|e| format!("POST {url}: {e}"))?;
         Ok((status, body, headers))
     }
+}
+
+/// The reuse phase's key-set check: the restarted provider publishes exactly the `kid`s it
+/// published before (`old`), each with other public material.
+fn same_kids_new_material(old: &[PublicKey], new: &[PublicKey]) -> Res<String> {
+    let old_kids: BTreeSet<&str> = kids(old).into_iter().collect();
+    let new_kids: BTreeSet<&str> = kids(new).into_iter().collect();
+    if old_kids.is_empty() {
+        return Err(format!("no kids saved by the rotation phase; now {new_kids:?}"));
+    }
+    if old_kids != new_kids {
+        return Err(format!("kids {new_kids:?}, expected the same as before: {old_kids:?}"));
+    }
+    let mut changes = Vec::new();
+    for key in new {
+        let before = old
+            .iter()
+            .find(|k| k.kid == key.kid)
+            .map_or("", |k| k.material.as_str());
+        if before.is_empty() || key.material.is_empty() {
+            return Err(format!("kid {}: no public material (n, x, y) to compare", key.kid));
+        }
+        if before == key.material {
+            return Err(format!(
+                "kid {}: the same public material {} as before the restart",
+                key.kid,
+                short(before)
+            ));
+        }
+        changes.push(format!("{} {} -> {}", key.kid, short(before), short(&key.material)));
+    }
+    Ok(changes.join(", "))
 }
 
 /// Decodes part `index` (0 header, 1 payload) of a compact JWS.
