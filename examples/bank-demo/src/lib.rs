@@ -52,7 +52,8 @@ pub struct Config {
     /// `STEPUP_TRANSFER_ACR`: acr values accepted for a transfer, in preference order
     /// (default the multi-factor URI).
     pub transfer_acr: Vec<String>,
-    /// `STEPUP_ACCEPT_TYP`: extra access-token `typ` values (e.g. `JWT` for Entra ID).
+    /// `STEPUP_ACCEPT_TYP`: extra access-token `typ` values (e.g. `JWT` for Entra ID; `none`:
+    /// tokens without a `typ`, as Okta sends).
     pub accept_typ: Vec<String>,
     /// `STEPUP_CLIENT_CLAIM`: the claim naming the client in the issuer's access tokens when it
     /// is not `client_id` (e.g. `azp` for Entra ID and Keycloak, `cid` for Okta).
@@ -170,7 +171,11 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         };
     let mut key_source = key_source;
     for typ in &config.accept_typ {
-        key_source = key_source.also_accept_typ(typ);
+        key_source = if typ.eq_ignore_ascii_case("none") {
+            key_source.allow_missing_typ()
+        } else {
+            key_source.also_accept_typ(typ)
+        };
     }
     if let Some(claim) = &config.client_claim {
         key_source = key_source.client_id_claim(claim);

@@ -637,3 +637,54 @@ async fn token_cache_setting_reaches_the_layer() {
         }
     }
 }
+
+/// `STEPUP_ACCEPT_TYP`, `STEPUP_CLIENT_CLAIM` and `STEPUP_OMIT_CLAIMS` reach the layer, and a
+/// relaxed `typ` never lets the provider's ID token through.
+#[tokio::test]
+async fn token_type_settings_reach_the_layer() {
+    let base = || Config {
+        audience: "bank-api".into(),
+        client_id: "bank-spa".into(),
+        scope: "openid accounts".into(),
+        accept_typ: vec!["JWT".into()],
+        ..Config::default()
+    };
+    // A relaxed typ with no client claim at all is refused at start.
+    let err = bank_demo::build(
+        &Config {
+            omit_claims: vec!["client_id".into()],
+            ..base()
+        },
+        "http://127.0.0.1:9",
+    )
+    .await
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(err.contains("client_id_claim"), "{err}");
+
+    // typ JWT accepted: the ID token (typ JWT) is still refused as the wrong type.
+    let (demo, _) = start_with(base()).await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    let (tokens, _) = alice.authorize(&[]).await;
+    let (at, id) = (
+        tokens["access_token"].as_str().unwrap().to_string(),
+        tokens["id_token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(api(&demo, "GET", "/api/balance", &at, None, None).await.status, 200);
+    let a = api(&demo, "GET", "/api/balance", &id, None, None).await;
+    assert_eq!(a.status, 401);
+    let c = a.challenge.expect("a challenge");
+    assert_eq!(c.error_description.as_deref(), Some("wrong token type"), "{:?}", a.body);
+
+    // A client claim the provider does not send (its tokens carry client_id, not cid).
+    let (demo, _) = start_with(Config {
+        client_claim: Some("cid".into()),
+        ..base()
+    })
+    .await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    let (tokens, _) = alice.authorize(&[]).await;
+    let at = tokens["access_token"].as_str().unwrap().to_string();
+    assert_eq!(api(&demo, "GET", "/api/balance", &at, None, None).await.status, 401);
+}

@@ -6,18 +6,22 @@
 //! 1. length bound;
 //! 2. compact serialization: exactly three non-empty segments of base64url characters
 //!    (`[A-Za-z0-9_-]`, no padding); JWE (five segments) and JSON serialization are refused;
-//! 3. header: size bound, base64url, a JSON object without duplicate members; `alg` is a known
+//! 3. header: size bound, base64url, a JSON object without duplicate members at any depth; `alg` is a known
 //!    algorithm and never `none` in any case; `crit` is refused (we understand no extension);
 //!    `cty` (nested JWT) is refused; `jku`, `x5u`, `x5c` and `jwk` are ignored;
-//! 4. payload: base64url, a JSON object without duplicate top-level members;
+//! 4. payload: base64url, a JSON object without duplicate members at any depth;
 //! 5. `iss` selects one of the configured issuers (exact match) — anything else stops here;
 //! 6. `alg` is in that issuer's allow-list, `typ` fits its token profile;
 //! 7. key lookup by `kid` in the issuer's current key set (an unknown `kid` asks the key source
 //!    to refresh once); the key must permit `alg` (type, and the JWK's own `alg`);
-//! 8. signature;
-//! 9. claims: `exp` (required), `nbf`, `iat`, `aud`, `azp`, and the types of `sub`, `acr`,
-//!    `amr`, `auth_time`, `scope`/`scp`. Judged only after the signature verified, so that an
-//!    unsigned caller cannot probe the accepted audience, lifetime or leeway.
+//! 8. signature (a failure under a known `kid` asks the key source once whether that `kid`'s
+//!    material changed);
+//! 9. token type, for the access-token profile: no claim only ID or logout tokens carry, and
+//!    the client claim present (see [`Issuer::also_accept_typ`]);
+//! 10. claims: `exp` (required), `nbf`, `iat`, `aud`, `azp`, RFC 9068 §2.2's `sub`, `iat`, `jti`
+//!     for access tokens, and the types of `sub`, `acr`, `amr`, `auth_time`, `scope`/`scp`.
+//!     Judged only after the signature verified, so that an unsigned caller cannot probe the
+//!     accepted audience, lifetime or leeway.
 //!
 //! Duplicate members: a header or payload in which any object, at any depth, has the same
 //! member name twice is refused (RFC 7515 §4 and RFC 7519 §4 allow refusing or keeping the
@@ -338,8 +342,8 @@ pub(crate) enum Outcome {
 }
 
 /// The JOSE header members we read. Unknown members are ignored (`jku`, `x5u`, `x5c`, `jwk`
-/// included: keys only ever come from the issuer's key source). A known member given twice is
-/// a parse error, as is a member of the wrong type.
+/// included: keys only ever come from the issuer's key source), once the header passed the
+/// duplicate check. A member of the wrong type is a parse error.
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,

@@ -547,3 +547,35 @@ fn unusable_rsa_jwks_are_skipped_not_fatal() {
     let skipped: Vec<_> = set.skipped().iter().map(|k| k.kid.clone().unwrap()).collect();
     assert_eq!(skipped, ["empty", "zero", "e1", "e2"]);
 }
+
+/// ECDSA signatures are malleable: (r, s) and (r, n − s) both verify (RFC 7518 §3.4 does not
+/// ask for low-S, and neither aws-lc-rs nor RustCrypto enforce it). So one token has two valid
+/// strings. Documented in SECURITY.md: the verified-token cache keys by the token string (the
+/// second form is simply verified again), and nothing in this crate keys replay or revocation
+/// on it.
+#[tokio::test]
+async fn ecdsa_high_s_twin_verifies_too() {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6,
+        0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let auth = step_up();
+    let token = mint(&pwd_claims());
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let (r, s) = sig.split_at(32);
+    // n − s, big-endian.
+    let mut twin_s = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = N[i] as i16 - s[i] as i16 - borrow;
+        borrow = i16::from(d < 0);
+        twin_s[i] = (d + if d < 0 { 256 } else { 0 }) as u8;
+    }
+    let twin = format!("{input}.{}", URL_SAFE_NO_PAD.encode([r, &twin_s[..]].concat()));
+    assert_ne!(twin, token);
+    assert!(auth.verify(&token).await.is_ok());
+    assert!(auth.verify(&twin).await.is_ok(), "the high-S twin verifies as well");
+}
