@@ -197,7 +197,7 @@ impl StepUpLayer {
                     u @ Unmet::Scope { .. } => RefusalKind::InsufficientScope(u),
                     u => RefusalKind::StepUp(u),
                 };
-                tracing::info!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement not met");
+                tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement not met");
                 self.refuse(kind, demand.acr_values, demand.max_age)
             }
         }
@@ -205,7 +205,7 @@ impl StepUpLayer {
 
     fn refuse(&self, kind: RefusalKind, acr_values: Vec<String>, max_age: Option<u64>) -> Decision {
         let refusal = self.step_up.inner.answers.refusal(kind, acr_values, max_age);
-        tracing::info!(target: "stepup_tower", status = refusal.status().as_u16(), reason = %refusal, "request refused");
+        tracing::debug!(target: "stepup_tower", status = refusal.status().as_u16(), reason = %refusal, "request refused");
         Decision::Refuse(refusal)
     }
 
