@@ -26,7 +26,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          body{{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#222}}\
          h1{{font-size:1.3rem}} label{{display:block;margin:.8rem 0 .2rem}}\
          input{{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}\
-         button{{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}}\
+         button{{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}} button.secondary{{background:none;border:1px solid #888}}\
          .error{{color:#a00;background:#fee;padding:.5rem;border-radius:4px}} .note{{color:#666;font-size:.9rem}}\
          </style></head><body><p class=\"note\">stepup-tower dev OpenID provider — for development only</p>{body}</body></html>",
         title = escape(title)
@@ -60,7 +60,8 @@ pub(crate) fn login(status: StatusCode, req: &str, error: Option<&str>) -> Respo
          <input type=\"hidden\" name=\"req\" value=\"{req}\">\
          <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required>\
          <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <button id=\"login-submit\" type=\"submit\">Sign in</button></form>",
+         <button id=\"login-submit\" type=\"submit\">Sign in</button> \
+         <button id=\"login-cancel\" class=\"secondary\" type=\"submit\" formaction=\"cancel\" formnovalidate>Cancel</button></form>",
         err = error_box(error),
         req = escape(req)
     );
@@ -73,9 +74,10 @@ pub(crate) fn mfa(status: StatusCode, req: &str, user: &str, error: Option<&str>
          authentication: enter the 6-digit code of your authenticator app.</p>{err}\
          <form id=\"mfa-form\" method=\"post\" action=\"mfa\">\
          <input type=\"hidden\" name=\"req\" value=\"{req}\">\
-         <label for=\"code\">Code</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" \
-         autocomplete=\"one-time-code\" maxlength=\"6\" required autofocus>\
-         <button id=\"mfa-submit\" type=\"submit\">Verify</button></form>",
+         <label for=\"code\">Code</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9 ]{{6,9}}\" \
+         autocomplete=\"one-time-code\" maxlength=\"9\" required autofocus>\
+         <button id=\"mfa-submit\" type=\"submit\">Verify</button> \
+         <button id=\"mfa-cancel\" class=\"secondary\" type=\"submit\" formaction=\"cancel\" formnovalidate>Cancel</button></form>",
         user = escape(user),
         err = error_box(error),
         req = escape(req)
@@ -92,4 +94,59 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
             escape(message)
         ),
     )
+}
+
+/// Too many failed attempts: the login was ended; how long to wait.
+pub(crate) fn locked(wait_secs: i64) -> Response {
+    let minutes = (wait_secs + 59) / 60;
+    let when = if wait_secs < 120 {
+        format!("{wait_secs} seconds")
+    } else {
+        format!("{minutes} minutes")
+    };
+    page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        &format!(
+            "<h1>Too many failed attempts</h1><p class=\"error\" role=\"alert\" id=\"locked\">For your safety this \
+             login was ended. Wait <b id=\"wait\">{when}</b>, then start again from the application.</p>",
+            when = escape(&when)
+        ),
+    )
+}
+
+/// After a logout without a redirect.
+pub(crate) fn signed_out() -> Response {
+    page(
+        StatusCode::OK,
+        "Signed out",
+        "<h1>Signed out</h1><p id=\"signed-out\">You are signed out of the dev provider. You can close this page.</p>",
+    )
+}
+
+fn hidden(name: &str, value: Option<&str>) -> String {
+    value
+        .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(v)))
+        .unwrap_or_default()
+}
+
+/// Logout without a valid `id_token_hint`: the user confirms (a form bound to the session).
+pub(crate) fn logout_confirm(
+    user: &str,
+    csrf: &str,
+    post_logout_redirect_uri: Option<&str>,
+    client_id: Option<&str>,
+    state: Option<&str>,
+) -> Response {
+    let body = format!(
+        "<h1>Sign out?</h1><p>Signed in as <b>{user}</b>. Sign out of the dev provider?</p>\
+         <form id=\"logout-form\" method=\"post\" action=\"logout\">{csrf}{uri}{client}{state}\
+         <button id=\"logout-confirm\" type=\"submit\">Sign out</button></form>",
+        user = escape(user),
+        csrf = hidden("csrf", Some(csrf)),
+        uri = hidden("post_logout_redirect_uri", post_logout_redirect_uri),
+        client = hidden("client_id", client_id),
+        state = hidden("state", state),
+    );
+    page(StatusCode::OK, "Sign out", &body)
 }

@@ -50,9 +50,16 @@ struct State {
     external_out_cents: i64,
 }
 
+/// No account could be opened for a subject: the number derived for it already belongs to
+/// another subject's account. Refused, never merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberTaken;
+
 /// Why a transfer was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferError {
+    /// The payer has no account and none can be opened ([`NumberTaken`]).
+    NoAccount,
     /// Not enough money.
     InsufficientFunds,
     /// Payer and payee are the same account.
@@ -70,10 +77,19 @@ pub enum Outcome {
     Replayed(serde_json::Value),
 }
 
+/// Derives an account number (an IBAN) from a subject.
+pub type Numbering = fn(&str) -> String;
+
 /// The bank's books.
-#[derive(Default)]
 pub struct Ledger {
     state: Mutex<State>,
+    numbering: Numbering,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self::with_numbering(iban_for)
+    }
 }
 
 /// `12345` cents → `"123.45"`.
@@ -142,15 +158,21 @@ fn mod97(iban: &str) -> Option<u32> {
     Some(rem)
 }
 
-/// A stable, valid German-style IBAN for a `sub`.
+/// A stable, valid German-style IBAN for a `sub`: 18 digits from SHA-256 of the subject, so
+/// that nobody can choose a `sub` to land on another's number (a collision is still checked
+/// and refused when an account is opened).
 pub fn iban_for(sub: &str) -> String {
-    // FNV-1a: stable across runs and Rust versions.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in sub.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sub.as_bytes());
+    let mut first = [0u8; 8];
+    for (d, s) in first.iter_mut().zip(digest.as_ref()) {
+        *d = *s;
     }
-    let bban = format!("{:018}", h % 1_000_000_000_000_000_000);
+    iban_from_number(u64::from_be_bytes(first))
+}
+
+/// The German-style IBAN whose 18-digit account part is `n` modulo 10^18.
+pub fn iban_from_number(n: u64) -> String {
+    let bban = format!("{:018}", n % 1_000_000_000_000_000_000);
     let check = 98 - mod97(&format!("DE00{bban}")).unwrap_or(0);
     format!("DE{check:02}{bban}")
 }
@@ -163,16 +185,28 @@ fn now() -> u64 {
 }
 
 impl Ledger {
+    /// An empty ledger numbering accounts with `numbering` (tests force collisions with it).
+    pub fn with_numbering(numbering: Numbering) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            numbering,
+        }
+    }
+
     /// A ledger with the given users' accounts opened.
     pub fn with_users<'a>(subs: impl IntoIterator<Item = &'a str>) -> Self {
-        let ledger = Self::default();
+        Self::default().open(subs)
+    }
+
+    /// Opens the given users' accounts (a number already taken is left unopened).
+    pub fn open<'a>(self, subs: impl IntoIterator<Item = &'a str>) -> Self {
         {
-            let mut st = ledger.lock();
+            let mut st = self.lock();
             for sub in subs {
-                open(&mut st, sub);
+                let _ = open(&mut st, sub, self.numbering);
             }
         }
-        ledger
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -180,17 +214,17 @@ impl Ledger {
     }
 
     /// IBAN and balance of `sub` (an account is opened for a new `sub`).
-    pub fn balance(&self, sub: &str) -> (String, String) {
+    pub fn balance(&self, sub: &str) -> Result<(String, String), NumberTaken> {
         let mut st = self.lock();
-        let a = open(&mut st, sub);
-        (a.iban.clone(), format_cents(a.cents))
+        let a = open(&mut st, sub, self.numbering)?;
+        Ok((a.iban.clone(), format_cents(a.cents)))
     }
 
     /// Transfers of `sub`, newest first.
-    pub fn history(&self, sub: &str) -> Vec<Transfer> {
+    pub fn history(&self, sub: &str) -> Result<Vec<Transfer>, NumberTaken> {
         let mut st = self.lock();
-        let a = open(&mut st, sub);
-        a.history.iter().rev().cloned().collect()
+        let a = open(&mut st, sub, self.numbering)?;
+        Ok(a.history.iter().rev().cloned().collect())
     }
 
     /// Sum of all balances plus money sent outside the bank, in cents (constant for a given
@@ -226,11 +260,14 @@ impl Ledger {
                 Err(TransferError::KeyReused)
             };
         }
-        let from_iban = open(&mut st, sub).iban.clone();
+        let numbering = self.numbering;
+        let (from_iban, payer_cents) = match open(&mut st, sub, numbering) {
+            Ok(a) => (a.iban.clone(), a.cents),
+            Err(NumberTaken) => return Err(TransferError::NoAccount),
+        };
         if from_iban == to {
             return Err(TransferError::SelfTransfer);
         }
-        let payer_cents = open(&mut st, sub).cents;
         if payer_cents < cents {
             return Err(TransferError::InsufficientFunds);
         }
@@ -245,13 +282,16 @@ impl Ledger {
             created_at: now(),
         };
         let payee = st.by_iban.get(to).cloned();
-        let payer = open(&mut st, sub);
-        payer.cents -= cents;
-        payer.history.push(t.clone());
-        let new_balance = format_cents(payer.cents);
-        match payee {
-            Some(payee_sub) => {
-                let p = open(&mut st, &payee_sub);
+        let new_balance = match st.accounts.get_mut(sub) {
+            Some(payer) => {
+                payer.cents -= cents;
+                payer.history.push(t.clone());
+                format_cents(payer.cents)
+            }
+            None => return Err(TransferError::NoAccount),
+        };
+        match payee.and_then(|p| st.accounts.get_mut(&p)) {
+            Some(p) => {
                 p.cents += cents;
                 p.history.push(Transfer {
                     direction: "in",
@@ -269,9 +309,15 @@ impl Ledger {
     }
 }
 
-fn open<'a>(st: &'a mut State, sub: &str) -> &'a mut Account {
+/// The account of `sub`, opened (with the opening balance) when missing. An account number
+/// that already belongs to another subject is refused: never overwritten, never shared.
+fn open<'a>(st: &'a mut State, sub: &str, numbering: Numbering) -> Result<&'a mut Account, NumberTaken> {
     if !st.accounts.contains_key(sub) {
-        let iban = iban_for(sub);
+        let iban = numbering(sub);
+        if st.by_iban.contains_key(&iban) {
+            tracing::error!(iban = %iban, "account number collision: no account opened for a new subject");
+            return Err(NumberTaken);
+        }
         st.by_iban.insert(iban.clone(), sub.to_string());
         st.accounts.insert(
             sub.to_string(),
@@ -282,12 +328,7 @@ fn open<'a>(st: &'a mut State, sub: &str) -> &'a mut Account {
             },
         );
     }
-    // Inserted just above when missing.
-    st.accounts.entry(sub.to_string()).or_insert_with(|| Account {
-        iban: String::new(),
-        cents: 0,
-        history: Vec::new(),
-    })
+    st.accounts.get_mut(sub).ok_or(NumberTaken)
 }
 
 #[cfg(test)]
@@ -335,7 +376,7 @@ mod tests {
         let l = Ledger::with_users(["alice", "bob"]);
         let bob = iban_for("bob");
         assert!(matches!(l.transfer("alice", &bob, 2500, None), Ok(Outcome::Done(_, ref b)) if b == "975.00"));
-        assert_eq!(l.balance("bob").1, "1025.00");
+        assert_eq!(l.balance("bob").unwrap().1, "1025.00");
         assert_eq!(
             l.transfer("alice", &iban_for("alice"), 1, None).unwrap_err(),
             TransferError::SelfTransfer
@@ -358,5 +399,24 @@ mod tests {
             TransferError::KeyReused
         );
         assert_eq!(l.total_cents(), 2 * OPENING_BALANCE_CENTS);
+    }
+
+    #[test]
+    fn a_number_collision_is_refused_not_merged() {
+        fn same(_: &str) -> String {
+            iban_from_number(42)
+        }
+        let l = Ledger::with_numbering(same);
+        let (iban, balance) = l.balance("alice").unwrap();
+        assert_eq!(balance, "1000.00");
+        // Another subject lands on the same number: refused, alice's account untouched.
+        assert_eq!(l.balance("mallory"), Err(NumberTaken));
+        assert_eq!(l.history("mallory"), Err(NumberTaken));
+        assert_eq!(
+            l.transfer("mallory", &iban, 100, None).unwrap_err(),
+            TransferError::NoAccount
+        );
+        assert_eq!(l.accounts(), 1);
+        assert_eq!(l.balance("alice").unwrap(), (iban, "1000.00".to_string()));
     }
 }

@@ -64,6 +64,18 @@ pub struct Config {
     /// `STEPUP_JWKS_COOLDOWN`: seconds between forced refetches of an external issuer's keys
     /// (default 30, at least 1).
     pub jwks_cooldown: Option<Duration>,
+    /// `STEPUP_REQUIRED_SCOPE`: the scope every `/api/*` call needs (403 `insufficient_scope`
+    /// without it). `None`: `accounts` with the embedded provider, none with an external
+    /// issuer (providers name scopes differently); `Some("")`: none.
+    pub required_scope: Option<String>,
+    /// `BANK_CORS_ORIGINS`: origins besides the demo's own allowed to call the API from a
+    /// browser (comma- or space-separated).
+    pub cors_origins: Vec<String>,
+    /// The embedded provider's clock (tests); the system clock when `None`.
+    pub provider_clock: Option<dev_provider::Clock>,
+    /// How account numbers are derived (tests force collisions); [`ledger::iban_for`] when
+    /// `None`.
+    pub account_numbering: Option<ledger::Numbering>,
 }
 
 fn list(v: Option<String>) -> Vec<String> {
@@ -104,6 +116,12 @@ impl Config {
             accept_typ: list(var("STEPUP_ACCEPT_TYP")),
             client_claim: var("STEPUP_CLIENT_CLAIM"),
             omit_claims: list(var("STEPUP_OMIT_CLAIMS")),
+            required_scope: std::env::var("STEPUP_REQUIRED_SCOPE")
+                .ok()
+                .map(|v| v.trim().to_string()),
+            cors_origins: list(var("BANK_CORS_ORIGINS")),
+            provider_clock: None,
+            account_numbering: None,
             jwks_cooldown: match var("STEPUP_JWKS_COOLDOWN") {
                 Some(v) => Some(Duration::from_secs(v.parse().map_err(|_| {
                     format!("STEPUP_JWKS_COOLDOWN must be a number of seconds, not {v:?}")
@@ -147,6 +165,9 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
                 let mut pc = ProviderConfig::demo(&issuer, format!("{origin}/"));
                 pc.audience = config.audience.clone();
                 pc.signing_key_pem = config.dev_key_pem.clone();
+                if let Some(clock) = &config.provider_clock {
+                    pc.clock = clock.clone();
+                }
                 let provider = Provider::new(pc)?;
                 // Same process: the provider's public keys are handed over directly.
                 let keys = KeySet::from_jwks_json(provider.jwks_json().as_bytes())?;
@@ -194,7 +215,15 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
                 .level(["loa3"]),
         )
         .build()?;
-    let ledger = Arc::new(Ledger::with_users(["alice", "bob"]));
+    let ledger = Arc::new(match config.account_numbering {
+        Some(numbering) => Ledger::with_numbering(numbering).open(["alice", "bob"]),
+        None => Ledger::with_users(["alice", "bob"]),
+    });
+    let required_scope = match &config.required_scope {
+        Some(s) => Some(s.clone()).filter(|s| !s.is_empty()),
+        None if provider.is_some() => Some("accounts".to_string()),
+        None => None,
+    };
     let state = AppState {
         ledger: ledger.clone(),
         config: Arc::new(json!({
@@ -207,7 +236,7 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         metadata: Arc::new(json!({
             "resource": origin,
             "authorization_servers": [issuer],
-            "scopes_supported": ["accounts"],
+            "scopes_supported": required_scope.iter().collect::<Vec<_>>(),
             "bearer_methods_supported": ["header"],
             "resource_name": "stepup-tower demo bank",
         })),
@@ -218,6 +247,10 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         config.transfer_acr.clone()
     };
     let transfer_rule = Requirement::new().acr(transfer_acr).max_age(TRANSFER_MAX_AGE);
+    let api_layer = match &required_scope {
+        Some(scope) => auth.try_require(Requirement::new().scope([scope.clone()]))?,
+        None => auth.authenticate(),
+    };
     let api = Router::new()
         .route("/api/balance", get(balance))
         .route(
@@ -227,7 +260,7 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
                 auth.require(transfer_rule),
             )),
         )
-        .layer(auth.authenticate());
+        .layer(api_layer);
     let mut router = Router::new()
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
@@ -253,9 +286,16 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
     if let Some(p) = &provider {
         router = router.nest("/idp", p.router());
     }
-    // Outermost: a cross-origin SPA must be able to read the challenge.
+    // Outermost: a cross-origin SPA must be able to read the challenge. Only the demo's own
+    // origin and the configured ones may call the API from a browser.
+    let mut origins = vec![origin.clone()];
+    origins.extend(config.cors_origins.iter().map(|o| o.trim_end_matches('/').to_string()));
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| format!("BANK_CORS_ORIGINS: {o:?} is not an origin")))
+        .collect::<Result<Vec<_>, _>>()?;
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
             header::AUTHORIZATION,
@@ -304,6 +344,16 @@ fn api_error(status: StatusCode, error: &str, description: &str, field: Option<&
     json_response(status, &body)
 }
 
+/// The subject's account number is taken by another subject ([`ledger::NumberTaken`]).
+fn no_account() -> Response {
+    api_error(
+        StatusCode::CONFLICT,
+        "account_unavailable",
+        "no account can be opened for this subject: its account number belongs to another account",
+        None,
+    )
+}
+
 async fn resource_metadata(State(s): State<AppState>) -> Response {
     json_response(StatusCode::OK, &*s.metadata)
 }
@@ -338,7 +388,9 @@ async fn balance(State(s): State<AppState>, Token(token): Token) -> Response {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let (account, balance) = s.ledger.balance(sub);
+    let Ok((account, balance)) = s.ledger.balance(sub) else {
+        return no_account();
+    };
     json_response(
         StatusCode::OK,
         &BalanceBody {
@@ -355,7 +407,10 @@ async fn history(State(s): State<AppState>, Token(token): Token) -> Response {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    json_response(StatusCode::OK, &json!({ "transfers": s.ledger.history(sub) }))
+    match s.ledger.history(sub) {
+        Ok(transfers) => json_response(StatusCode::OK, &json!({ "transfers": transfers })),
+        Err(_) => no_account(),
+    }
 }
 
 async fn create_transfer(State(s): State<AppState>, Token(token): Token, headers: HeaderMap, body: Bytes) -> Response {
@@ -464,6 +519,7 @@ async fn create_transfer(State(s): State<AppState>, Token(token): Token, headers
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             res
         }
+        Err(TransferError::NoAccount) => no_account(),
         Err(TransferError::InsufficientFunds) => api_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "insufficient_funds",

@@ -38,6 +38,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 println!("           {uri}");
             }
         }
+        println!("  Current code: cargo run -p dev-provider --example totp -- alice");
     }
     println!();
     println!("  Balance needs any login; a transfer needs a second factor within 300 s.");

@@ -29,15 +29,18 @@ struct Demo {
     _server: tokio::task::JoinHandle<()>,
 }
 
-async fn start() -> Demo {
-    start_with(Config {
+/// The demo's defaults, as `Config::from_env` gives them with no variable set.
+fn config() -> Config {
+    Config {
         audience: "bank-api".into(),
         client_id: "bank-spa".into(),
         scope: "openid accounts".into(),
         ..Config::default()
-    })
-    .await
-    .0
+    }
+}
+
+async fn start() -> Demo {
+    start_with(config()).await.0
 }
 
 async fn start_with(config: Config) -> (Demo, stepup_tower::StepUp) {
@@ -107,35 +110,80 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-/// A browser-like client of the provider: keeps the SSO cookie, follows nothing by itself.
+/// The PKCE verifier of every test login.
+const VERIFIER: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+
+/// A browser-like client of the provider: keeps its cookies (the pre-login and the SSO
+/// session cookie), follows nothing by itself.
 struct User<'a> {
     demo: &'a Demo,
-    cookie: Option<String>,
+    cookies: std::sync::Mutex<HashMap<String, String>>,
     name: &'static str,
     password: &'static str,
     last_step: Option<u64>,
+    /// The provider's clock, when the test controls it.
+    clock: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 impl<'a> User<'a> {
     fn new(demo: &'a Demo, name: &'static str, password: &'static str) -> Self {
         Self {
             demo,
-            cookie: None,
+            cookies: std::sync::Mutex::new(HashMap::new()),
             name,
             password,
             last_step: None,
+            clock: None,
+        }
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        let jar = self.cookies.lock().unwrap();
+        (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn has_cookie(&self, name: &str) -> bool {
+        self.cookies.lock().unwrap().contains_key(name)
+    }
+
+    fn keep_cookies(&self, res: &reqwest::Response) {
+        let mut jar = self.cookies.lock().unwrap();
+        for sc in res.headers().get_all(SET_COOKIE) {
+            let text = sc.to_str().unwrap();
+            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
+            if text.contains("Max-Age=0") {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_string(), value.to_string());
+            }
         }
     }
 
     async fn get(&self, url: &str) -> reqwest::Response {
         let mut r = self.demo.http.get(url);
-        if let Some(c) = &self.cookie {
+        if let Some(c) = self.cookie_header() {
             r = r.header(COOKIE, c);
         }
-        r.send().await.unwrap()
+        let res = r.send().await.unwrap();
+        self.keep_cookies(&res);
+        res
     }
 
     async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form_with(url, form, &[]).await
+    }
+
+    async fn post_form_with(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
         let mut r = self
             .demo
@@ -143,14 +191,23 @@ impl<'a> User<'a> {
             .post(url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body.join("&"));
-        if let Some(c) = &self.cookie {
+        if let Some(c) = self.cookie_header() {
             r = r.header(COOKIE, c);
         }
-        let res = r.send().await.unwrap();
-        if let Some(sc) = res.headers().get(SET_COOKIE) {
-            self.cookie = Some(sc.to_str().unwrap().split(';').next().unwrap().to_string());
+        for (k, v) in headers {
+            r = r.header(*k, *v);
         }
+        let res = r.send().await.unwrap();
+        self.keep_cookies(&res);
         res
+    }
+
+    /// "Now" as the provider sees it.
+    fn now(&self) -> u64 {
+        match &self.clock {
+            Some(c) => c.load(std::sync::atomic::Ordering::SeqCst) as u64,
+            None => now(),
+        }
     }
 
     fn location(res: &reqwest::Response) -> String {
@@ -160,15 +217,14 @@ impl<'a> User<'a> {
 
     /// Runs an authorization request to the end, answering the pages the provider shows.
     /// Returns (tokens, pages seen).
-    async fn authorize(&mut self, extra: &[(&str, String)]) -> (Value, Vec<&'static str>) {
-        let verifier = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    /// The provider's authorization URL for this demo's SPA client, with `extra` parameters.
+    fn authorize_url(&self, extra: &[(&str, String)]) -> String {
         let challenge =
-            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
-        let redirect_uri = format!("{}/", self.demo.base);
+            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()).as_ref());
         let mut params = vec![
             ("response_type", "code".to_string()),
             ("client_id", "bank-spa".to_string()),
-            ("redirect_uri", redirect_uri.clone()),
+            ("redirect_uri", format!("{}/", self.demo.base)),
             ("scope", "openid accounts".to_string()),
             ("state", "st4te".to_string()),
             ("nonce", "n0nce".to_string()),
@@ -177,11 +233,13 @@ impl<'a> User<'a> {
         ];
         params.extend(extra.iter().cloned());
         let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-        let mut location = Self::location(
-            &self
-                .get(&format!("{}/idp/authorize?{}", self.demo.base, q.join("&")))
-                .await,
-        );
+        format!("{}/idp/authorize?{}", self.demo.base, q.join("&"))
+    }
+
+    async fn authorize(&mut self, extra: &[(&str, String)]) -> (Value, Vec<&'static str>) {
+        let verifier = VERIFIER;
+        let redirect_uri = format!("{}/", self.demo.base);
+        let mut location = Self::location(&self.get(&self.authorize_url(extra)).await);
         let mut pages = Vec::new();
         loop {
             if location.starts_with(&format!("{redirect_uri}?")) {
@@ -207,7 +265,7 @@ impl<'a> User<'a> {
                     "the second-factor page asks only for the code"
                 );
                 // A code not used yet (RFC 6238 §5.2: each is accepted once).
-                let mut t = now();
+                let mut t = self.now();
                 if self.last_step.is_some_and(|s| s >= t / 30) {
                     t += 30;
                 }
@@ -235,7 +293,7 @@ impl<'a> User<'a> {
                     ("code", &code),
                     ("redirect_uri", &redirect_uri),
                     ("client_id", "bank-spa"),
-                    ("code_verifier", &verifier),
+                    ("code_verifier", verifier),
                 ],
             )
             .await;
@@ -345,7 +403,7 @@ async fn stale_auth_time_gets_max_age_challenge() {
     let c = a.challenge.unwrap();
     assert!(c.is_step_up());
     assert_eq!(c.max_age, Some(300));
-    assert_eq!(demo.ledger.balance("alice").1, "1000.00");
+    assert_eq!(demo.ledger.balance("alice").unwrap().1, "1000.00");
     let fresh = demo
         .provider
         .mint_access_token("alice", MFA_ACR, &["pwd", "otp"], now() as i64);
@@ -367,7 +425,7 @@ async fn bad_transfer_input_names_the_field_and_changes_nothing() {
     let t = demo
         .provider
         .mint_access_token("alice", MFA_ACR, &["pwd", "otp"], now() as i64);
-    let alice_iban = demo.ledger.balance("alice").0;
+    let alice_iban = demo.ledger.balance("alice").unwrap().0;
     let cases: Vec<(Value, u16, Option<&str>)> = vec![
         (json!({"to": EXTERNAL, "amount": "-5.00"}), 422, Some("amount")),
         (json!({"to": EXTERNAL, "amount": "0"}), 422, Some("amount")),
@@ -403,8 +461,8 @@ async fn bad_transfer_input_names_the_field_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(demo.ledger.balance("alice").1, "1000.00");
-    assert_eq!(demo.ledger.history("alice").len(), 0);
+    assert_eq!(demo.ledger.balance("alice").unwrap().1, "1000.00");
+    assert_eq!(demo.ledger.history("alice").unwrap().len(), 0);
 }
 
 #[tokio::test]
@@ -426,7 +484,7 @@ async fn idempotency_key_makes_a_retry_happen_once() {
     let b = api(&demo, "POST", "/api/transfers", &t, Some(body), Some("retry-me")).await;
     assert_eq!((a.status.as_u16(), b.status.as_u16()), (201, 201));
     assert_eq!(a.body, b.body);
-    assert_eq!(demo.ledger.balance("alice").1, "990.00");
+    assert_eq!(demo.ledger.balance("alice").unwrap().1, "990.00");
     let c = api(
         &demo,
         "POST",
@@ -449,7 +507,10 @@ async fn concurrent_transfers_never_lose_money() {
     let bob = demo
         .provider
         .mint_access_token("bob", MFA_ACR, &["pwd", "otp"], now() as i64);
-    let (alice_iban, bob_iban) = (demo.ledger.balance("alice").0, demo.ledger.balance("bob").0);
+    let (alice_iban, bob_iban) = (
+        demo.ledger.balance("alice").unwrap().0,
+        demo.ledger.balance("bob").unwrap().0,
+    );
     let mut tasks = Vec::new();
     for i in 0..200 {
         let demo = demo.clone();
@@ -507,7 +568,10 @@ async fn unknown_sub_gets_an_account_and_provider_refuses_bad_requests() {
         )
         .await;
     assert_eq!(res.status(), 401);
-    assert!(alice.cookie.is_none());
+    assert!(
+        !alice.has_cookie("dev_idp_session"),
+        "no session after a wrong password"
+    );
     // Unknown client, unregistered redirect: an error page, never a redirect.
     for bad in [
         q.replace("client_id=bank-spa", "client_id=evil"),
@@ -597,16 +661,39 @@ async fn metadata_cors_and_health() {
     let res = demo
         .http
         .get(format!("{}/api/balance", demo.base))
-        .header("origin", "https://spa.example")
+        .header("origin", &demo.base)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["access-control-allow-origin"], demo.base.as_str());
     let expose = res.headers()["access-control-expose-headers"]
         .to_str()
         .unwrap()
         .to_ascii_lowercase();
     assert!(expose.contains("www-authenticate"));
+    // Another origin is not allowed unless configured.
+    let res = demo
+        .http
+        .get(format!("{}/api/balance", demo.base))
+        .header("origin", "https://spa.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let (other, _) = start_with(Config {
+        cors_origins: vec!["https://spa.example".into()],
+        ..config()
+    })
+    .await;
+    let res = other
+        .http
+        .get(format!("{}/api/balance", other.base))
+        .header("origin", "https://spa.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://spa.example");
 }
 
 /// `STEPUP_TOKEN_CACHE` reaches the layer: with a cache, the second request with the same
@@ -687,4 +774,360 @@ async fn token_type_settings_reach_the_layer() {
     let (tokens, _) = alice.authorize(&[]).await;
     let at = tokens["access_token"].as_str().unwrap().to_string();
     assert_eq!(api(&demo, "GET", "/api/balance", &at, None, None).await.status, 401);
+}
+
+/// A demo whose embedded provider reads a clock the test moves.
+async fn start_with_clock(config: Config) -> (Demo, Arc<std::sync::atomic::AtomicI64>) {
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(now() as i64));
+    let c = clock.clone();
+    let (demo, _) = start_with(Config {
+        provider_clock: Some(dev_provider::Clock::new(move || {
+            c.load(std::sync::atomic::Ordering::SeqCst)
+        })),
+        ..config
+    })
+    .await;
+    (demo, clock)
+}
+
+fn advance(clock: &std::sync::atomic::AtomicI64, secs: i64) {
+    clock.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Five wrong codes end the pending login and lock the user out; the right code is then
+/// refused until a new login after the backoff. Codes typed with a space are read.
+#[tokio::test]
+async fn five_wrong_codes_end_the_pending_login_until_a_new_login_after_the_backoff() {
+    let (demo, clock) = start_with_clock(config()).await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    alice.clock = Some(clock.clone());
+    alice.authorize(&[]).await;
+    let step_up = [("acr_values", MFA_ACR.to_string())];
+    let loc = User::location(&alice.get(&alice.authorize_url(&step_up)).await);
+    assert!(loc.contains("/idp/mfa"), "{loc}");
+    let req = query(&loc)["req"].clone();
+    let mfa = format!("{}/idp/mfa", demo.base);
+    for i in 1..=4 {
+        let res = alice.post_form(&mfa, &[("req", &req), ("code", "000000")]).await;
+        assert_eq!(res.status(), 401, "wrong code {i}");
+    }
+    let res = alice.post_form(&mfa, &[("req", &req), ("code", "000000")]).await;
+    assert_eq!(res.status(), 429, "the fifth wrong code ends the login");
+    assert_eq!(res.headers()["retry-after"], "30");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Wait <b id=\"wait\">30 seconds</b>"), "{page}");
+    // The right code on the ended login: refused.
+    let t = alice.now();
+    let right = demo.provider.totp_code("alice", t).unwrap();
+    let res = alice.post_form(&mfa, &[("req", &req), ("code", &right)]).await;
+    assert_eq!(res.status(), 400, "the ended login stays ended");
+    // A new login during the backoff: the right code is refused, without being checked.
+    let loc = User::location(&alice.get(&alice.authorize_url(&step_up)).await);
+    let req = query(&loc)["req"].clone();
+    let res = alice.post_form(&mfa, &[("req", &req), ("code", &right)]).await;
+    assert_eq!(res.status(), 429, "locked out during the backoff");
+    // After the backoff, a new login with the right code (typed as apps show it) passes.
+    advance(&clock, 31);
+    let t = alice.now();
+    let code = demo.provider.totp_code("alice", t).unwrap();
+    let spaced = format!("{} {}", &code[..3], &code[3..]);
+    let loc = User::location(&alice.get(&alice.authorize_url(&step_up)).await);
+    let req = query(&loc)["req"].clone();
+    let res = alice.post_form(&mfa, &[("req", &req), ("code", &spaced)]).await;
+    let loc = User::location(&res);
+    assert!(loc.contains("code="), "{loc}");
+}
+
+/// Five wrong passwords for a known user lock it out, and the backoff doubles.
+#[tokio::test]
+async fn wrong_passwords_lock_out_with_a_growing_backoff() {
+    let (demo, clock) = start_with_clock(config()).await;
+    let mut mallory = User::new(&demo, "alice", "guess");
+    let login = format!("{}/idp/login", demo.base);
+    for (round, wait) in [(1, "30"), (2, "60")] {
+        let loc = User::location(&mallory.get(&mallory.authorize_url(&[])).await);
+        let req = query(&loc)["req"].clone();
+        for _ in 0..4 {
+            let res = mallory
+                .post_form(&login, &[("req", &req), ("username", "alice"), ("password", "guess")])
+                .await;
+            assert_eq!(res.status(), 401, "round {round}");
+        }
+        let res = mallory
+            .post_form(&login, &[("req", &req), ("username", "alice"), ("password", "guess")])
+            .await;
+        assert_eq!(res.status(), 429, "round {round}");
+        assert_eq!(res.headers()["retry-after"], wait, "round {round}");
+        advance(&clock, wait.parse().unwrap());
+        advance(&clock, 1);
+    }
+    // The real user logs in after the backoff, and that resets the counters.
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    alice.clock = Some(clock.clone());
+    let (_, pages) = alice.authorize(&[]).await;
+    assert_eq!(pages, ["login"]);
+}
+
+/// 10,000 anonymous authorization requests leave nothing behind on the server: a normal
+/// login right after succeeds.
+#[tokio::test]
+async fn a_flood_of_anonymous_authorize_requests_blocks_nobody() {
+    let demo = start().await;
+    let url = User::new(&demo, "x", "y").authorize_url(&[]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..(10_000 / 32 + 1) {
+                let res = client.get(&url).send().await.unwrap();
+                ok += usize::from(res.status() == StatusCode::SEE_OTHER);
+            }
+            ok
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert!(total >= 10_000, "{total} redirects");
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    let (tokens, pages) = alice.authorize(&[]).await;
+    assert_eq!(pages, ["login"]);
+    assert!(tokens["access_token"].is_string());
+}
+
+/// Login CSRF: a cross-site POST and a pending login from another browser are refused.
+#[tokio::test]
+async fn cross_origin_login_post_is_refused() {
+    let demo = start().await;
+    let mut attacker = User::new(&demo, "alice", "alice-demo-pw");
+    let loc = User::location(&attacker.get(&attacker.authorize_url(&[])).await);
+    let req = query(&loc)["req"].clone();
+    let login = format!("{}/idp/login", demo.base);
+    let form = [
+        ("req", req.as_str()),
+        ("username", "alice"),
+        ("password", "alice-demo-pw"),
+    ];
+    let res = attacker
+        .post_form_with(&login, &form, &[("origin", "https://evil.example")])
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get(SET_COOKIE).is_none());
+    let res = attacker
+        .post_form_with(&login, &form, &[("sec-fetch-site", "cross-site")])
+        .await;
+    assert_eq!(res.status(), 403);
+    // The victim's browser (no pre-login cookie, or another one) posting the attacker's form.
+    let mut victim = User::new(&demo, "alice", "alice-demo-pw");
+    let res = victim.post_form(&login, &form).await;
+    assert_eq!(res.status(), 403);
+    assert!(!victim.has_cookie("dev_idp_session"));
+    victim.get(&victim.authorize_url(&[])).await;
+    let res = victim.post_form(&login, &form).await;
+    assert_eq!(res.status(), 403, "bound to the attacker's pre-login cookie");
+    // The same-origin POST passes.
+    let res = attacker.post_form_with(&login, &form, &[("origin", &demo.base)]).await;
+    assert_eq!(res.status(), 303);
+}
+
+/// RP-initiated logout ends the SSO session: the next step-up asks for the password again.
+#[tokio::test]
+async fn logout_ends_single_sign_on() {
+    let demo = start().await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    let (tokens, _) = alice.authorize(&[]).await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_string();
+    let home = format!("{}/", demo.base);
+    let discovery: Value = serde_json::from_str(
+        &alice
+            .get(&format!("{}/idp/.well-known/openid-configuration", demo.base))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let end_session = discovery["end_session_endpoint"].as_str().unwrap().to_string();
+    // An unregistered post-logout redirect: an error page, no redirect, still signed in.
+    let res = alice
+        .get(&format!(
+            "{end_session}?id_token_hint={id_token}&post_logout_redirect_uri={}",
+            enc("https://evil.example/")
+        ))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(alice.has_cookie("dev_idp_session"));
+    // Without a hint: a confirmation page, nothing ended yet.
+    let res = alice.get(&end_session).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("logout-confirm"));
+    assert!(alice.has_cookie("dev_idp_session"));
+    // With the hint: ended at once, back to the registered URI with the state.
+    let res = alice
+        .get(&format!(
+            "{end_session}?id_token_hint={id_token}&post_logout_redirect_uri={}&state=bye&client_id=bank-spa",
+            enc(&home)
+        ))
+        .await;
+    assert_eq!(User::location(&res), format!("{home}?state=bye"));
+    assert!(!alice.has_cookie("dev_idp_session"));
+    let (_, pages) = alice.authorize(&[("acr_values", MFA_ACR.to_string())]).await;
+    assert_eq!(pages, ["login", "mfa"], "the password is asked again");
+}
+
+/// Sessions expire after 30 idle minutes and after 12 hours in all; at most 5 per user.
+#[tokio::test]
+async fn sessions_expire_and_are_bounded_per_user() {
+    let (demo, clock) = start_with_clock(config()).await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    alice.clock = Some(clock.clone());
+    alice.authorize(&[]).await;
+    advance(&clock, 29 * 60);
+    let (_, pages) = alice.authorize(&[]).await;
+    assert!(pages.is_empty(), "used within 30 min: still signed in");
+    advance(&clock, 31 * 60);
+    let (_, pages) = alice.authorize(&[]).await;
+    assert_eq!(pages, ["login"], "idle for 31 min: signed out");
+    // Used every 25 minutes, the session still ends 12 h after the password.
+    for _ in 0..28 {
+        advance(&clock, 25 * 60);
+        let (_, pages) = alice.authorize(&[]).await;
+        assert!(pages.is_empty());
+    }
+    advance(&clock, 25 * 60);
+    let (_, pages) = alice.authorize(&[]).await;
+    assert_eq!(pages, ["login"], "12 h after the password: signed out");
+    // A sixth browser's login ends the oldest session.
+    let mut browsers = Vec::new();
+    for _ in 0..6 {
+        let mut b = User::new(&demo, "alice", "alice-demo-pw");
+        b.clock = Some(clock.clone());
+        b.authorize(&[]).await;
+        browsers.push(b);
+    }
+    let (_, pages) = browsers[0].authorize(&[]).await;
+    assert_eq!(pages, ["login"], "the oldest of six sessions was ended");
+    let (_, pages) = browsers[5].authorize(&[]).await;
+    assert!(pages.is_empty());
+}
+
+/// With an https public URL the provider's cookies are `Secure`, and always `HttpOnly`,
+/// `SameSite=Lax` and limited to the provider's path.
+#[tokio::test]
+async fn cookies_are_secure_with_an_https_public_url() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = format!("http://{}", listener.local_addr().unwrap());
+    let public = "https://bank.example.test";
+    let bank = bank_demo::build(&config(), public).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, bank.router).await.unwrap() });
+    let challenge = URL_SAFE_NO_PAD.encode([9u8; 32]);
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "{local}/idp/authorize?response_type=code&client_id=bank-spa&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256",
+            enc(&format!("{public}/"))
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()[SET_COOKIE].to_str().unwrap();
+    for attr in ["Path=/idp", "HttpOnly", "SameSite=Lax", "Secure"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    let demo = start().await;
+    let plain = User::new(&demo, "x", "y");
+    let res = demo.http.get(plain.authorize_url(&[])).send().await.unwrap();
+    let cookie = res.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(!cookie.contains("Secure") && cookie.contains("Path=/idp"), "{cookie}");
+}
+
+/// The provider grants only registered scopes; the bank requires `accounts` (403
+/// `insufficient_scope` without it), and `STEPUP_REQUIRED_SCOPE` changes or removes that.
+#[tokio::test]
+async fn api_needs_the_accounts_scope() {
+    let demo = start().await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    let (tokens, _) = alice.authorize(&[("scope", "openid accounts admin".to_string())]).await;
+    assert_eq!(
+        tokens["scope"], "openid accounts",
+        "admin is not registered for the client"
+    );
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(api(&demo, "GET", "/api/balance", at, None, None).await.status, 200);
+    let (tokens, _) = alice.authorize(&[("scope", "openid".to_string())]).await;
+    let at = tokens["access_token"].as_str().unwrap().to_string();
+    let a = api(&demo, "GET", "/api/balance", &at, None, None).await;
+    assert_eq!(a.status, 403);
+    let c = a.challenge.unwrap();
+    assert_eq!(c.error, Some(ErrorCode::InsufficientScope));
+    assert_eq!(c.scope, vec!["accounts".to_string()]);
+    // Turned off: the same token reads the balance.
+    let (open, _) = start_with(Config {
+        required_scope: Some(String::new()),
+        ..config()
+    })
+    .await;
+    let t = open
+        .provider
+        .mint_access_token_with_scope("alice", "loa1", &["pwd"], now() as i64, "openid");
+    assert_eq!(api(&open, "GET", "/api/balance", &t, None, None).await.status, 200);
+}
+
+/// Two subjects whose account numbers collide: the second is refused (409), never merged
+/// into the first's account.
+#[tokio::test]
+async fn an_account_number_collision_is_refused_not_merged() {
+    fn one_number(_: &str) -> String {
+        bank_demo::ledger::iban_from_number(7)
+    }
+    let (demo, _) = start_with(Config {
+        account_numbering: Some(one_number),
+        ..config()
+    })
+    .await;
+    let alice = demo.provider.mint_access_token("alice", "loa1", &["pwd"], now() as i64);
+    let a = api(&demo, "GET", "/api/balance", &alice, None, None).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["account"], bank_demo::ledger::iban_from_number(7));
+    for sub in ["bob", "mallory@external"] {
+        let t = demo.provider.mint_access_token(sub, "loa1", &["pwd"], now() as i64);
+        let a = api(&demo, "GET", "/api/balance", &t, None, None).await;
+        assert_eq!(a.status, 409, "{sub}");
+        assert_eq!(a.body["error"], "account_unavailable");
+    }
+    let a = api(&demo, "GET", "/api/balance", &alice, None, None).await;
+    assert_eq!(a.body["balance"], "1000.00");
+    assert_eq!(demo.ledger.accounts(), 1);
+}
+
+/// "Cancel" on the provider's pages: `access_denied` back to the SPA, and the login is over.
+#[tokio::test]
+async fn cancel_returns_access_denied() {
+    let demo = start().await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    let loc = User::location(&alice.get(&alice.authorize_url(&[])).await);
+    let req = query(&loc)["req"].clone();
+    let res = alice
+        .post_form(&format!("{}/idp/cancel", demo.base), &[("req", &req)])
+        .await;
+    let loc = User::location(&res);
+    let q = query(&loc);
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "st4te");
+    let res = alice
+        .post_form(
+            &format!("{}/idp/login", demo.base),
+            &[("req", &req), ("username", "alice"), ("password", "alice-demo-pw")],
+        )
+        .await;
+    assert_eq!(res.status(), 400, "a cancelled login cannot be finished");
 }
