@@ -4,8 +4,9 @@
 #   bash tests/browser/run.sh        # from any directory
 #
 # Installs Debian's Chromium when /usr/bin/chromium is missing, runs the SPA's unit tests,
-# builds and starts bank-demo on a free loopback port, drives the login → step-up → transfer
-# scenario, and always stops the server. Without a browser it fails under CI and only warns
+# builds and starts bank-demo on a free loopback port, drives the login → step-up (cancelled in
+# the SPA, cancelled at the provider, then done) → transfer → logout → login scenario, and
+# always stops the server. Without a browser it fails under CI and only warns
 # (loudly) elsewhere.
 set -euo pipefail
 

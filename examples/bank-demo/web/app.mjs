@@ -1,12 +1,20 @@
-// The demo bank's single-page app: OpenID Connect login (code + PKCE), the bank API, and the
-// RFC 9470 step-up loop for transfers. Tokens live in sessionStorage only: never in the URL,
-// never in logs.
+// The demo bank's single-page app: OpenID Connect login (code + PKCE), RP-Initiated Logout,
+// the bank API, and the RFC 9470 step-up loop for transfers. Tokens live in sessionStorage
+// only and never in logs; the one token that ever goes in a URL is the ID token, as the
+// id_token_hint of the logout request (OpenID Connect RP-Initiated Logout 1.0 §2).
 
 import {
   bearerChallenge,
   buildAuthorizeUrl,
+  buildLogoutUrl,
+  challengeSummary,
+  checkTransfer,
   decodeJwtPayload,
+  describeStepUp,
+  describeTransfer,
+  fieldErrorText,
   isStepUp,
+  loginErrorMessage,
   pkceChallenge,
   randomString,
   savePending,
@@ -14,9 +22,12 @@ import {
   tokenRequestBody,
 } from './stepup.mjs';
 
-const SESSION_KEY = 'bank-demo.session'; // {accessToken, sub, expiresAt}
+const SESSION_KEY = 'bank-demo.session'; // {accessToken, idToken, sub, expiresAt}
 const AUTH_KEY = 'bank-demo.auth'; // {state, nonce, verifier, createdAt, stepUp}
-const FORCE_LOGIN_KEY = 'bank-demo.force-login'; // set by "Log out": the next login asks again
+const LOGOUT_KEY = 'bank-demo.logout'; // {state, createdAt}: a logout at the provider under way
+// Set by "Log out" when the provider has no end_session_endpoint (or could not be reached):
+// its single sign-on outlives the bank's logout, so the next login asks for the password.
+const FORCE_LOGIN_KEY = 'bank-demo.force-login';
 const AUTH_REQUEST_MAX_AGE_MS = 10 * 60 * 1000;
 
 const $ = (id) => {
@@ -42,10 +53,15 @@ const ui = {
   form: $('transfer-form'),
   to: $('to'),
   amount: $('amount'),
+  toError: $('to-error'),
+  amountError: $('amount-error'),
   send: $('send'),
+  stepUpPanel: $('stepup-panel'),
+  stepUpAsk: $('stepup-ask'),
+  stepUpTransfer: $('stepup-transfer'),
+  stepUpContinue: $('stepup-continue'),
+  stepUpCancel: $('stepup-cancel'),
 };
-
-const FIELD_LABELS = { to: 'Recipient IBAN', amount: 'Amount', 'Idempotency-Key': 'request key' };
 
 /** A fetch that never reached the server (offline, DNS, refused, CORS). */
 class NetworkError extends Error {}
@@ -55,6 +71,9 @@ let discovery = null;
 // The last transfer whose outcome is unknown (network failure): sending the same one again
 // reuses its Idempotency-Key, so the bank executes it at most once.
 let uncertain = null;
+// A transfer the bank answered with a step-up challenge, waiting for "Continue" or "Cancel":
+// {transfer, challenge}.
+let offer = null;
 
 // ---------------------------------------------------------------------------------------------
 // Messages and rendering
@@ -64,6 +83,8 @@ function say(text, kind = 'info') {
   ui.message.className = kind;
   ui.message.setAttribute('role', kind === 'error' ? 'alert' : 'status');
 }
+
+const capitalize = (t) => (t ? t[0].toUpperCase() + t.slice(1) : t);
 
 function readSession() {
   try {
@@ -77,6 +98,14 @@ function readSession() {
 
 function clearSession() {
   sessionStorage.removeItem(SESSION_KEY);
+}
+
+function readJson(key) {
+  try {
+    return JSON.parse(sessionStorage.getItem(key) ?? 'null');
+  } catch {
+    return null;
+  }
 }
 
 function renderSignedIn(session) {
@@ -93,6 +122,8 @@ function renderSignedIn(session) {
     ui.account.textContent = '';
     ui.balance.textContent = '';
     ui.history.replaceChildren();
+    hideStepUp();
+    markField(null);
   }
 }
 
@@ -177,54 +208,37 @@ async function startLogin({ acrValues = null, maxAge = null, stepUp = false } = 
   const nonce = randomString();
   const verifier = randomString();
   const codeChallenge = await pkceChallenge(verifier);
-  // The provider's single sign-on outlives "Log out" here (it has no logout endpoint), so the
-  // first login after it asks for the password again (OIDC Core prompt=login).
+  // After a "Log out" that could not end the provider's session (no end_session_endpoint), the
+  // first login asks for the password again (OIDC Core prompt=login).
   const prompt = !stepUp && sessionStorage.getItem(FORCE_LOGIN_KEY) ? 'login' : null;
   sessionStorage.setItem(AUTH_KEY, JSON.stringify({ state, nonce, verifier, stepUp, createdAt: Date.now() }));
   window.location.assign(buildAuthorizeUrl(discovery, config, { state, nonce, codeChallenge, acrValues, maxAge, prompt }));
 }
 
-function describeLoginError(error, description) {
-  switch (error) {
-    case 'access_denied':
-      return 'Login was cancelled or refused.';
-    case 'login_required':
-    case 'interaction_required':
-      return 'You need to log in again.';
-    default:
-      return `Login did not complete: ${description || error}.`;
-  }
-}
-
 /**
- * Completes a login if the URL is the provider's answer. Returns
- * `{done: false}` when it is not, `{done: true, ok, stepUp}` otherwise.
+ * Completes a login if the URL is the provider's answer. Returns `{done: false}` when it is
+ * not, `{done: true, ok, stepUp, message}` otherwise; `message` says why a login failed, and
+ * the caller shows it (with the fate of a pending transfer).
  */
-async function handleCallback() {
+async function handleCallback(pending) {
   const params = new URLSearchParams(window.location.search);
   if (!params.has('code') && !params.has('error')) return { done: false };
   // Out of the address bar and the history at once: the code is single-use anyway.
   window.history.replaceState(null, '', window.location.pathname + window.location.hash);
 
-  let started = null;
-  try {
-    started = JSON.parse(sessionStorage.getItem(AUTH_KEY) ?? 'null');
-  } catch {
-    started = null;
-  }
+  const started = readJson(AUTH_KEY);
   sessionStorage.removeItem(AUTH_KEY);
   const stepUp = Boolean(started?.stepUp);
+  const notSent = pending ? ` ${capitalize(describeTransfer(pending))} was not sent.` : '';
+  const failed = (message) => ({ done: true, ok: false, stepUp, message });
   if (!started || typeof started.state !== 'string' || params.get('state') !== started.state) {
-    say('This login answer does not belong to a login started here (state mismatch), so it was ignored. Please log in again.', 'error');
-    return { done: true, ok: false, stepUp };
+    return failed(`This login answer does not belong to a login started here (state mismatch), so it was ignored.${notSent} Please log in again.`);
   }
-  if (Date.now() - started.createdAt > AUTH_REQUEST_MAX_AGE_MS) {
-    say('This login took too long and has expired. Please log in again.', 'error');
-    return { done: true, ok: false, stepUp };
+  if (typeof started.createdAt !== 'number' || Date.now() - started.createdAt > AUTH_REQUEST_MAX_AGE_MS) {
+    return failed(`This login took too long and has expired.${notSent} Please log in again.`);
   }
   if (params.has('error')) {
-    say(describeLoginError(params.get('error'), params.get('error_description')), 'error');
-    return { done: true, ok: false, stepUp };
+    return failed(loginErrorMessage(params.get('error'), params.get('error_description'), { stepUp, transfer: pending }));
   }
 
   await loadDiscovery();
@@ -247,29 +261,91 @@ async function handleCallback() {
   }
   if (!res.ok || !body) {
     const why = body?.error_description || body?.error || `HTTP ${res.status}`;
-    say(`Login failed: the provider refused the code (${why}). Please log in again.`, 'error');
-    return { done: true, ok: false, stepUp };
+    return failed(`Login failed: the provider refused the code (${why}).${notSent} Please log in again.`);
   }
   if (typeof body.access_token !== 'string' || String(body.token_type).toLowerCase() !== 'bearer') {
-    say('Login failed: the provider sent no usable access token.', 'error');
-    return { done: true, ok: false, stepUp };
+    return failed(`Login failed: the provider sent no usable access token.${notSent}`);
   }
   // The ID token comes straight from the token endpoint (OIDC Core §3.1.3.7, TLS-validated in
   // production); its nonce binds it to this login.
   const idClaims = decodeJwtPayload(body.id_token);
   if (!idClaims || idClaims.nonce !== started.nonce) {
-    say('Login failed: the ID token does not match this login (nonce). Please log in again.', 'error');
-    return { done: true, ok: false, stepUp };
+    return failed(`Login failed: the ID token does not match this login (nonce).${notSent} Please log in again.`);
   }
   const expiresIn = Number.isFinite(body.expires_in) && body.expires_in > 0 ? body.expires_in : 300;
   const session = {
     accessToken: body.access_token,
+    // The ID token of the last token response: the id_token_hint of "Log out".
+    idToken: body.id_token,
     sub: idClaims.sub ?? decodeJwtPayload(body.access_token)?.sub ?? null,
     expiresAt: Date.now() + expiresIn * 1000,
   };
   sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
   sessionStorage.removeItem(FORCE_LOGIN_KEY);
-  return { done: true, ok: true, stepUp };
+  return { done: true, ok: true, stepUp, message: null };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logout: OpenID Connect RP-Initiated Logout 1.0
+
+/**
+ * Handles the provider's answer to a logout: the redirect URI with `state` and neither `code`
+ * nor `error`. Returns whether the URL was one.
+ */
+function handleLogoutReturn() {
+  const params = new URLSearchParams(window.location.search);
+  if (!params.has('state') || params.has('code') || params.has('error')) return false;
+  window.history.replaceState(null, '', window.location.pathname + window.location.hash);
+  const started = readJson(LOGOUT_KEY);
+  sessionStorage.removeItem(LOGOUT_KEY);
+  const matches =
+    started &&
+    typeof started.state === 'string' &&
+    params.get('state') === started.state &&
+    typeof started.createdAt === 'number' &&
+    Date.now() - started.createdAt <= AUTH_REQUEST_MAX_AGE_MS;
+  if (matches) {
+    say('You are logged out.', 'ok');
+  } else {
+    say('A logout answer that was not started here (state mismatch) was ignored.', 'error');
+  }
+  return true;
+}
+
+async function onLogout() {
+  ui.logout.disabled = true;
+  const idToken = readSession()?.idToken ?? null;
+  clearSession();
+  sessionStorage.removeItem(AUTH_KEY);
+  sessionStorage.removeItem(LOGOUT_KEY);
+  takePending(sessionStorage);
+  uncertain = null;
+  renderSignedIn(null);
+  let url = null;
+  let reached = true;
+  try {
+    await loadConfig();
+    await loadDiscovery();
+    const state = randomString();
+    url = buildLogoutUrl(discovery, config, { idToken, state });
+    if (url) sessionStorage.setItem(LOGOUT_KEY, JSON.stringify({ state, createdAt: Date.now() }));
+  } catch {
+    reached = false;
+  } finally {
+    ui.logout.disabled = false;
+  }
+  if (url) {
+    // The provider ends its session and sends the browser back with the state.
+    sessionStorage.removeItem(FORCE_LOGIN_KEY);
+    say('Logging you out at the login provider…');
+    window.location.assign(url);
+    return;
+  }
+  // No end_session_endpoint: the provider's session outlives this logout.
+  sessionStorage.setItem(FORCE_LOGIN_KEY, '1');
+  say(reached
+    ? 'You are logged out of the bank. The login provider offers no logout, so your next login asks for your password again.'
+    : 'You are logged out of the bank. The login provider could not be reached, so your next login asks for your password again.');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,23 +443,85 @@ async function refresh() {
   return true;
 }
 
-function markField(field) {
-  for (const el of [ui.to, ui.amount]) el.removeAttribute('aria-invalid');
-  const el = field === 'to' ? ui.to : field === 'amount' ? ui.amount : null;
-  if (el) {
-    el.setAttribute('aria-invalid', 'true');
-    el.focus();
+// ---------------------------------------------------------------------------------------------
+// Transfers
+
+const FIELDS = () => ({ to: [ui.to, ui.toError], amount: [ui.amount, ui.amountError] });
+
+/** Marks `field` ("to" or "amount") invalid with `text` next to it; null clears every mark. */
+function markField(field, text = '') {
+  for (const [input, error] of Object.values(FIELDS())) {
+    input.removeAttribute('aria-invalid');
+    error.textContent = '';
+    error.hidden = true;
+  }
+  const pair = FIELDS()[field];
+  if (!pair) return;
+  const [input, error] = pair;
+  input.setAttribute('aria-invalid', 'true');
+  error.textContent = text;
+  error.hidden = !text;
+  input.focus();
+}
+
+function fillForm(transfer) {
+  ui.to.value = transfer.to;
+  ui.amount.value = transfer.amount;
+}
+
+function showStepUp(transfer, challenge) {
+  offer = { transfer, challenge };
+  ui.stepUpAsk.textContent = `The bank asks for a stronger sign-in: ${describeStepUp(challenge)}.`;
+  ui.stepUpTransfer.textContent = `${capitalize(describeTransfer(transfer))} waits for it and has not been sent. Continue to sign in at the login provider, or cancel the transfer.`;
+  ui.stepUpPanel.hidden = false;
+  ui.send.disabled = true;
+  ui.stepUpContinue.disabled = false;
+  ui.stepUpCancel.disabled = false;
+  ui.stepUpContinue.focus();
+}
+
+function hideStepUp() {
+  offer = null;
+  ui.stepUpPanel.hidden = true;
+  ui.stepUpAsk.textContent = '';
+  ui.stepUpTransfer.textContent = '';
+  ui.send.disabled = false;
+}
+
+async function onStepUpContinue() {
+  if (!offer) return;
+  const { transfer, challenge } = offer;
+  ui.stepUpContinue.disabled = true;
+  ui.stepUpCancel.disabled = true;
+  savePending(sessionStorage, transfer);
+  say('Taking you to the login provider for the stronger sign-in…');
+  try {
+    await startLogin({ acrValues: challenge.acrValues, maxAge: challenge.maxAge, stepUp: true });
+  } catch (e) {
+    takePending(sessionStorage);
+    hideStepUp();
+    fillForm(transfer);
+    say(e instanceof NetworkError
+      ? `Network problem: the login provider could not be reached, so ${describeTransfer(transfer)} was not sent.`
+      : `The stronger sign-in could not start (${e.message}), so ${describeTransfer(transfer)} was not sent.`, 'error');
   }
 }
 
+function onStepUpCancel() {
+  if (!offer) return;
+  const { transfer } = offer;
+  hideStepUp();
+  fillForm(transfer);
+  say(`Stronger sign-in cancelled: ${describeTransfer(transfer)} was not sent.`, 'error');
+  ui.send.focus();
+}
+
 function describeTransferError(status, body) {
-  const desc = body?.error_description || body?.error || `HTTP ${status}`;
-  const label = body?.field ? FIELD_LABELS[body.field] ?? body.field : null;
   if (status === 409 && body?.error === 'idempotency_key_reused') {
     return 'This transfer request clashed with an earlier, different one. Nothing was sent; press Send again.';
   }
-  const where = label ? ` Please check the field “${label}”.` : '';
-  return `The transfer was refused: ${desc}.${where}`;
+  const desc = body?.error_description || body?.error || `HTTP ${status}`;
+  return `The transfer was refused: ${fieldErrorText(body?.field, desc)}`;
 }
 
 /**
@@ -393,12 +531,10 @@ function describeTransferError(status, body) {
 async function sendTransfer(transfer, { retry = false } = {}) {
   ui.send.disabled = true;
   markField(null);
-  if (retry) {
-    // Back from the step-up on a fresh page: show what is being sent (and keep it on a refusal).
-    ui.to.value = transfer.to;
-    ui.amount.value = transfer.amount;
-  }
-  say(retry ? `Sending your transfer of ${transfer.amount} EUR to ${transfer.to} now that you confirmed it…` : 'Sending…');
+  // Back from the step-up on a fresh page: show what is being sent (and keep it on a refusal).
+  if (retry) fillForm(transfer);
+  say(retry ? `Sending ${describeTransfer(transfer)} now that you confirmed it…` : 'Sending…');
+  let stepUp = false;
   try {
     let r;
     try {
@@ -410,14 +546,12 @@ async function sendTransfer(transfer, { retry = false } = {}) {
     } catch (e) {
       if (!(e instanceof NetworkError)) throw e;
       uncertain = transfer;
-      ui.to.value = transfer.to;
-      ui.amount.value = transfer.amount;
+      fillForm(transfer);
       say('Network problem: the bank could not be reached, so we do not know whether the transfer went through. Press Send again to retry safely: it will not be executed twice.', 'error');
       return;
     }
     if (r.expired) {
-      ui.to.value = transfer.to;
-      ui.amount.value = transfer.amount;
+      fillForm(transfer);
       sessionEnded('Your session has expired, so the transfer was not sent. Log in again, then send it again.');
       return;
     }
@@ -435,26 +569,19 @@ async function sendTransfer(transfer, { retry = false } = {}) {
     if (res.status === 401) {
       const c = challengeOf(res);
       if (isStepUp(c)) {
+        // What the bank asks, for whoever looks at the console: the challenge, never a token.
+        console.info(`bank-demo: step-up challenge ${JSON.stringify(challengeSummary(c))}`);
+        fillForm(transfer);
         if (retry) {
-          ui.to.value = transfer.to;
-          ui.amount.value = transfer.amount;
-          say('The bank still asks for a stronger authentication, so the transfer was not sent. Press Send to try again.', 'error');
+          say('The bank still asks for a stronger sign-in, so the transfer was not sent. Press Send to try again.', 'error');
           return;
         }
-        savePending(sessionStorage, transfer);
-        say('Stronger authentication needed: this transfer asks for your second factor. Taking you to the login provider…');
-        try {
-          await startLogin({ acrValues: c.acrValues, maxAge: c.maxAge, stepUp: true });
-        } catch (e) {
-          takePending(sessionStorage);
-          say(e instanceof NetworkError
-            ? 'Network problem: the login provider could not be reached, so the transfer was not sent.'
-            : `The stronger authentication could not start (${e.message}); the transfer was not sent.`, 'error');
-        }
+        say('This transfer needs a stronger sign-in; it has not been sent yet.');
+        showStepUp(transfer, c);
+        stepUp = true;
         return;
       }
-      ui.to.value = transfer.to;
-      ui.amount.value = transfer.amount;
+      fillForm(transfer);
       const why = c?.errorDescription ? ` (${c.errorDescription})` : '';
       sessionEnded(c?.error === 'invalid_token'
         ? `Your session has expired or is no longer valid${why}, so the transfer was not sent. Log in again, then send it again.`
@@ -466,13 +593,19 @@ async function sendTransfer(transfer, { retry = false } = {}) {
       return;
     }
     if ([400, 409, 413, 415, 422].includes(res.status)) {
-      say(describeTransferError(res.status, body), 'error');
-      markField(body?.field);
+      const onForm = body?.field === 'to' || body?.field === 'amount';
+      if (onForm) {
+        say('The bank refused the transfer; it was not sent.', 'error');
+        markField(body.field, fieldErrorText(body.field, body?.error_description || body?.error || `HTTP ${res.status}`));
+      } else {
+        say(describeTransferError(res.status, body), 'error');
+      }
       return;
     }
     say(`The bank could not process the transfer (HTTP ${res.status}${body?.error_description ? `: ${body.error_description}` : ''}). It was not confirmed; check your history before trying again.`, 'error');
   } finally {
-    ui.send.disabled = false;
+    // A step-up offer keeps Send disabled until "Continue" or "Cancel".
+    if (!stepUp) ui.send.disabled = false;
   }
 }
 
@@ -481,16 +614,24 @@ async function sendTransfer(transfer, { retry = false } = {}) {
 
 function onSubmit(event) {
   event.preventDefault();
+  if (offer) return; // "Continue" or "Cancel" first
   const to = ui.to.value.trim();
   const amount = ui.amount.value.trim();
   if (!to) {
-    say('Enter the IBAN of the recipient.', 'error');
-    markField('to');
+    say('');
+    markField('to', 'Enter the IBAN of the recipient.');
     return;
   }
   if (!amount) {
-    say('Enter the amount to send, such as 25.00.', 'error');
-    markField('amount');
+    say('');
+    markField('amount', 'Enter the amount to send, such as 25.00.');
+    return;
+  }
+  // What the bank would refuse anyway is not sent (and asks for no second factor).
+  const problem = checkTransfer({ to, amount }, { balance: ui.balance.textContent, account: ui.account.textContent });
+  if (problem) {
+    say('');
+    markField(problem.field, problem.message);
     return;
   }
   const idempotencyKey = uncertain && uncertain.to === to && uncertain.amount === amount ? uncertain.idempotencyKey : crypto.randomUUID();
@@ -506,16 +647,6 @@ function onLogin() {
   });
 }
 
-function onLogout() {
-  clearSession();
-  sessionStorage.removeItem(AUTH_KEY);
-  takePending(sessionStorage);
-  sessionStorage.setItem(FORCE_LOGIN_KEY, '1');
-  uncertain = null;
-  renderSignedIn(null);
-  say('You are logged out of the bank.');
-}
-
 function fail(e) {
   if (e instanceof NetworkError) {
     say(`Network problem: ${e.message}. Check your connection and try again.`, 'error');
@@ -527,23 +658,40 @@ function fail(e) {
 async function main() {
   ui.form.addEventListener('submit', onSubmit);
   ui.login.addEventListener('click', onLogin);
-  ui.logout.addEventListener('click', onLogout);
+  ui.logout.addEventListener('click', () => onLogout().catch(fail));
+  ui.stepUpContinue.addEventListener('click', () => onStepUpContinue().catch(fail));
+  ui.stepUpCancel.addEventListener('click', onStepUpCancel);
+  // Back from the provider with the back button, restored from the back/forward cache: the
+  // step-up did not happen, so the offer stands again (and nothing waits in storage).
+  window.addEventListener('pageshow', (event) => {
+    if (!event.persisted) return;
+    ui.login.disabled = false;
+    ui.logout.disabled = false;
+    if (offer) {
+      takePending(sessionStorage);
+      sessionStorage.removeItem(AUTH_KEY);
+      ui.stepUpContinue.disabled = false;
+      ui.stepUpCancel.disabled = false;
+      say('This transfer needs a stronger sign-in; it has not been sent yet.');
+    }
+  });
   renderSignedIn(readSession());
 
   await loadConfig();
-  const callback = await handleCallback();
   // A transfer that waited for the step-up is taken (and so forgotten) in every case; it is
   // sent again only right after a successful login.
   const pending = takePending(sessionStorage);
+  const loggedOut = handleLogoutReturn();
+  const callback = loggedOut ? { done: false } : await handleCallback(pending);
   const session = readSession();
   renderSignedIn(session);
-  if (pending && !(callback.done && callback.ok)) {
-    // Back without a successful step-up (refused, cancelled, back button): not sent.
-    ui.to.value = pending.to;
-    ui.amount.value = pending.amount;
-    if (callback.done) ui.message.textContent += ' The transfer was not sent.';
-    else say('The transfer that waited for a stronger authentication was not sent.', 'error');
+  if (callback.done && !callback.ok) {
+    say(callback.message, 'error');
+  } else if (pending && !callback.done) {
+    // Back without an answer from the provider (back button, reload): not sent.
+    say(`${capitalize(describeTransfer(pending))} waited for a stronger sign-in and was not sent.`, 'error');
   }
+  if (pending && !(callback.done && callback.ok)) fillForm(pending);
   if (!session) return;
   const alive = await refresh();
   if (!alive) return;

@@ -2,15 +2,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 import {
   MFA_ACR,
+  MAX_AMOUNT_CENTS,
   ChallengeParseError,
   PENDING_KEY,
   bearerChallenge,
   buildAuthorizeUrl,
+  buildLogoutUrl,
+  challengeSummary,
+  checkTransfer,
   decodeJwtPayload,
+  describeStepUp,
+  describeTransfer,
+  fieldErrorText,
+  formatCents,
   isStepUp,
+  loginErrorMessage,
+  normalizeIban,
+  parseAmount,
+  parseBalance,
   parseChallenges,
   pkceChallenge,
   randomString,
@@ -341,4 +354,172 @@ test('a stale, corrupt or incomplete pending transfer is dropped', () => {
   s.setItem(PENDING_KEY, JSON.stringify({ to: 'x', savedAt: Date.now() }));
   assert.equal(takePending(s), null);
   assert.throws(() => savePending(s, { to: 'x', amount: '1' }));
+});
+
+// ---------------------------------------------------------------------------------------------
+// RP-Initiated Logout
+
+test('logout URL: every parameter of RP-Initiated Logout §2', () => {
+  const d = { ...discovery, end_session_endpoint: 'http://127.0.0.1:8080/idp/logout' };
+  const url = new URL(buildLogoutUrl(d, config, { idToken: 'h.p.s', state: 'st' }));
+  assert.equal(url.origin + url.pathname, 'http://127.0.0.1:8080/idp/logout');
+  assert.deepEqual(Object.fromEntries(url.searchParams), {
+    id_token_hint: 'h.p.s',
+    post_logout_redirect_uri: 'http://127.0.0.1:8080/',
+    client_id: 'bank-spa',
+    state: 'st',
+  });
+});
+
+test('logout URL keeps the endpoint query, encodes values, and goes without a hint when there is none', () => {
+  const d = { ...discovery, end_session_endpoint: 'https://id.example.com/logout?tenant=a' };
+  const href = buildLogoutUrl(d, { ...config, redirect_uri: 'https://bank.example.com/?x=1&y=2' }, { idToken: null, state: 's t&=' });
+  const url = new URL(href);
+  assert.equal(url.searchParams.get('tenant'), 'a');
+  assert.equal(url.searchParams.has('id_token_hint'), false);
+  assert.equal(url.searchParams.get('post_logout_redirect_uri'), 'https://bank.example.com/?x=1&y=2');
+  assert.equal(url.searchParams.get('state'), 's t&=');
+  assert.equal(href.includes('s t&='), false);
+  assert.equal(new URL(buildLogoutUrl(d, config, { idToken: '', state: 's' })).searchParams.has('id_token_hint'), false);
+});
+
+test('logout URL: null without end_session_endpoint; a state is required', () => {
+  assert.equal(buildLogoutUrl(discovery, config, { idToken: 'h.p.s', state: 's' }), null);
+  assert.equal(buildLogoutUrl({ ...discovery, end_session_endpoint: '' }, config, { state: 's' }), null);
+  assert.equal(buildLogoutUrl({ ...discovery, end_session_endpoint: 42 }, config, { state: 's' }), null);
+  assert.equal(buildLogoutUrl(null, config, { state: 's' }), null);
+  const d = { ...discovery, end_session_endpoint: 'http://127.0.0.1:8080/idp/logout' };
+  assert.throws(() => buildLogoutUrl(d, config, { idToken: 'h.p.s', state: '' }));
+  assert.throws(() => buildLogoutUrl(d, config, { idToken: 'h.p.s' }));
+  assert.throws(() => buildLogoutUrl({ end_session_endpoint: 'not a url' }, config, { state: 's' }));
+});
+
+// ---------------------------------------------------------------------------------------------
+// What a step-up asks
+
+const demoChallenge = bearerChallenge(
+  `Bearer realm="bank", error="insufficient_user_authentication", error_description="authentication too weak or too old", ` +
+    `acr_values="${MFA_ACR}", max_age=300, resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource"`,
+);
+
+test('challenge summary: scheme, error, acr_values, max_age and nothing else', () => {
+  assert.deepEqual(challengeSummary(demoChallenge), {
+    scheme: 'Bearer',
+    error: 'insufficient_user_authentication',
+    acr_values: [MFA_ACR],
+    max_age: 300,
+  });
+  assert.deepEqual(challengeSummary(bearerChallenge('Bearer error="insufficient_user_authentication"')), {
+    scheme: 'Bearer',
+    error: 'insufficient_user_authentication',
+    acr_values: [],
+    max_age: null,
+  });
+});
+
+test('step-up described for people', () => {
+  assert.equal(describeStepUp(demoChallenge), `multi-factor (acr ${MFA_ACR}), at most 300 s old`);
+  assert.equal(describeStepUp({ acrValues: [MFA_ACR, 'loa3'], maxAge: null }), `one of multi-factor (acr ${MFA_ACR}), acr loa3`);
+  assert.equal(describeStepUp({ acrValues: [], maxAge: 60 }), 'a new sign-in, at most 60 s old');
+  assert.equal(describeStepUp({ acrValues: ['gold'], maxAge: 0 }), 'acr gold, made just now');
+});
+
+// ---------------------------------------------------------------------------------------------
+// The bank's input rules
+
+test('amounts: the bank\'s rule (ledger::parse_amount and its test vectors)', () => {
+  assert.deepEqual(parseAmount('25.00'), { cents: 2500 });
+  assert.deepEqual(parseAmount('25'), { cents: 2500 });
+  assert.deepEqual(parseAmount('0.5'), { cents: 50 });
+  assert.deepEqual(parseAmount('0.01'), { cents: 1 });
+  assert.deepEqual(parseAmount('1000000000.00'), { cents: MAX_AMOUNT_CENTS });
+  assert.deepEqual(parseAmount('0012.30'), { cents: 1230 });
+  for (const bad of ['0', '0.00', '-1', '1.234', 'abc', '', '.5', '5.', '1e3', ' 5', '99999999999', '1000000000.01', '9999999999', '1,5', '+5', '5.0.0', '٣']) {
+    assert.equal(typeof parseAmount(bad).error, 'string', JSON.stringify(bad));
+    assert.equal(parseAmount(bad).cents, undefined, JSON.stringify(bad));
+  }
+  assert.match(parseAmount('1.234').error, /2 decimals/);
+  assert.match(parseAmount('0').error, /above zero/);
+  assert.equal(typeof parseAmount(undefined).error, 'string');
+});
+
+test('balances and cents as the bank writes them', () => {
+  assert.equal(parseBalance('1000.00'), 100000);
+  assert.equal(parseBalance('0.00'), 0);
+  assert.equal(parseBalance('-5.10'), -510);
+  assert.equal(parseBalance(' 975.00 '), 97500);
+  for (const bad of ['', '1000', '1.5', 'abc', null, undefined]) assert.equal(parseBalance(bad), null, String(bad));
+  assert.equal(formatCents(2500), '25.00');
+  assert.equal(formatCents(5), '0.05');
+  assert.equal(formatCents(-510), '-5.10');
+  assert.equal(formatCents(MAX_AMOUNT_CENTS), '1000000000.00');
+});
+
+test('IBANs: the bank\'s rule (ledger::normalize_iban)', () => {
+  assert.deepEqual(normalizeIban('DE89 3704 0044 0532 0130 00'), { iban: 'DE89370400440532013000' });
+  assert.deepEqual(normalizeIban('de89370400440532013000'), { iban: 'DE89370400440532013000' });
+  assert.deepEqual(normalizeIban('GB82 WEST 1234 5698 7654 32'), { iban: 'GB82WEST12345698765432' });
+  assert.match(normalizeIban('DE88370400440532013000').error, /check digit/);
+  for (const bad of ['12345', '', 'DE89-3704-0044-0532-0130-00', 'DE8937040044053201300ß', 'DE89\t370400440532013000']) {
+    assert.equal(typeof normalizeIban(bad).error, 'string', JSON.stringify(bad));
+  }
+});
+
+test('a transfer is checked before it is sent', () => {
+  const known = { balance: '1000.00', account: 'DE75512108001245126199' };
+  assert.equal(checkTransfer({ to: 'DE89370400440532013000', amount: '25.00' }, known), null);
+  assert.equal(checkTransfer({ to: 'DE89370400440532013000', amount: '1000' }, known), null, 'the whole balance may go');
+  assert.deepEqual(checkTransfer({ to: 'DE89370400440532013000', amount: '1000.01' }, known), {
+    field: 'amount',
+    message: 'This is more than your balance of 1000.00 EUR.',
+  });
+  assert.equal(checkTransfer({ to: 'DE89370400440532013000', amount: '1.234' }, known).field, 'amount');
+  assert.equal(checkTransfer({ to: 'DE88370400440532013000', amount: '25.00' }, known).field, 'to');
+  assert.deepEqual(checkTransfer({ to: 'de75 5121 0800 1245 1261 99', amount: '1' }, known), { field: 'to', message: 'This is your own account.' });
+  // Nothing known about the balance: only the rules.
+  assert.equal(checkTransfer({ to: 'DE89370400440532013000', amount: '5000' }, { balance: '' }), null);
+  assert.equal(checkTransfer({ to: 'DE89370400440532013000', amount: '5000' }), null);
+  assert.equal(checkTransfer({ to: 'DE89370400440532013000', amount: '0.01' }, { balance: '0.00' }).field, 'amount');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+test('field errors name the field once', () => {
+  // The bank's own descriptions (examples/bank-demo/src/lib.rs and ledger.rs).
+  assert.equal(fieldErrorText('amount', 'amount must have at most two decimals'), 'The amount must have at most two decimals.');
+  assert.equal(fieldErrorText('amount', 'amount must be a positive decimal number such as "25.00"'), 'The amount must be a positive decimal number such as "25.00".');
+  assert.equal(fieldErrorText('amount', 'amount is above the balance'), 'The amount is above the balance.');
+  assert.equal(fieldErrorText('to', 'to is your own account'), 'The recipient IBAN is your own account.');
+  assert.equal(fieldErrorText('to', 'to must be an IBAN such as DE89370400440532013000'), 'The recipient IBAN must be an IBAN such as DE89370400440532013000.');
+  // A description that does not start with the field's name is kept as it is.
+  assert.equal(fieldErrorText('amount', 'too many requests.'), 'Too many requests.');
+  assert.equal(fieldErrorText('today', 'today is not a field'), 'Today is not a field.');
+  assert.equal(fieldErrorText(undefined, 'the body is not a JSON object'), 'The body is not a JSON object.');
+  assert.equal(fieldErrorText('amount', 'amounts differ'), 'Amounts differ.');
+});
+
+const pendingTransfer = { to: 'DE89370400440532013000', amount: '25', idempotencyKey: 'k' };
+
+test('a cancelled step-up says the transfer was not sent', () => {
+  assert.equal(describeTransfer(pendingTransfer), 'the transfer of 25.00 EUR to DE89370400440532013000');
+  assert.equal(
+    loginErrorMessage('access_denied', 'the user cancelled', { stepUp: true, transfer: pendingTransfer }),
+    'Second factor cancelled: the transfer of 25.00 EUR to DE89370400440532013000 was not sent.',
+  );
+  assert.equal(loginErrorMessage('access_denied', null, { stepUp: true }), 'Second factor cancelled.');
+  assert.equal(loginErrorMessage('access_denied', 'the user cancelled'), 'Login cancelled: you are not logged in.');
+  assert.equal(loginErrorMessage('login_required', 'x'), 'You need to log in again.');
+  assert.equal(
+    loginErrorMessage('server_error', 'the provider broke.', { stepUp: true, transfer: pendingTransfer }),
+    'The stronger sign-in did not complete (the provider broke): the transfer of 25.00 EUR to DE89370400440532013000 was not sent.',
+  );
+  assert.equal(loginErrorMessage('temporarily_unavailable', ''), 'Login did not complete (temporarily_unavailable).');
+});
+
+test('the SPA writes one quote style: straight ASCII quotes or none', () => {
+  for (const file of ['app.mjs', 'stepup.mjs', 'index.html']) {
+    const text = readFileSync(new URL(file, import.meta.url), 'utf8');
+    assert.doesNotMatch(text, /[\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u00ab\u00bb]/, `${file} has typographic quotes`);
+  }
 });
