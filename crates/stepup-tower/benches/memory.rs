@@ -64,14 +64,14 @@ fn main() {
             at_10k = status("VmHWM:");
             println!(
                 "after 10,000 distinct tokens: peak RSS {at_10k} KiB, cache {:?}",
-                auth.token_cache_stats()
+                auth.token_cache_metrics()
             );
         }
     }
     let at_1m = status("VmHWM:");
     println!(
         "after 1,000,000 distinct tokens: peak RSS {at_1m} KiB, cache {:?}",
-        auth.token_cache_stats()
+        auth.token_cache_metrics()
     );
     println!(
         "peak RSS ratio 1,000,000 / 10,000 = {:.3} (target within 1.10); {:.1} s",

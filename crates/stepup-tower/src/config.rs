@@ -5,22 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::ConfigError;
 use crate::keys::Key;
-use crate::layer::{Mode, StepUpLayer};
-use crate::require::{AcrLadder, Requirement};
+use crate::require::AcrLadder;
 use crate::response::{Answers, DefaultResponder, Responder};
-use crate::verify::{Issuer, Outcome, VerifiedToken, Verifier, VerifyError, issuer};
+use crate::verify::{
+    DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_TOKEN_LEN, Issuer, Outcome, VerifiedToken, Verifier, VerifyError, issuer,
+};
 
-/// Default bound on the `Authorization` header and on a token, in bytes. Generous for a JWT
-/// (providers that embed group lists reach 8 KiB), small enough to bound the work.
-pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
-/// Default bound on the encoded JOSE header, in bytes.
-pub const DEFAULT_MAX_HEADER_LEN: usize = 4 * 1024;
 /// Default leeway for every time check.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// The source of "now", in seconds since the epoch. Replaceable for tests.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub(crate) type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 fn system_clock() -> i64 {
     SystemTime::now()
@@ -29,25 +26,12 @@ fn system_clock() -> i64 {
         .unwrap_or(0)
 }
 
-/// A configuration the builder refused, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid stepup-tower configuration: {}", self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) verifier: Verifier,
     pub(crate) answers: Answers,
     pub(crate) ladder: Option<AcrLadder>,
     pub(crate) clock: Clock,
-    pub(crate) unavailable_is_503: bool,
 }
 
 /// Verification and answer rules, built once with [`StepUp::builder`] and shared by every
@@ -96,31 +80,6 @@ impl StepUp {
         StepUpBuilder::default()
     }
 
-    /// A layer that requires a valid bearer token on every request it sees.
-    pub fn authenticate(&self) -> StepUpLayer {
-        StepUpLayer::new(self.clone(), Mode::Required, None)
-    }
-
-    /// A layer that verifies a token when one is sent (a bad one is refused) and lets requests
-    /// without any through; handlers read `Option<AuthContext>` / `Option<Claims<T>>`.
-    pub fn optional(&self) -> StepUpLayer {
-        StepUpLayer::new(self.clone(), Mode::Optional, None)
-    }
-
-    /// A layer that requires a valid token meeting `requirement`. Attach it with
-    /// `Router::route_layer`. The token is verified once per request, however many of these
-    /// layers (and [`StepUp::authenticate`]) it passes.
-    pub fn require(&self, requirement: Requirement) -> StepUpLayer {
-        StepUpLayer::new(self.clone(), Mode::Required, Some(Arc::new(requirement)))
-    }
-
-    /// As [`StepUp::require`], but refuses requirement values a challenge cannot carry (an
-    /// acr value with a space, a scope with a quote) instead of logging them.
-    pub fn try_require(&self, requirement: Requirement) -> Result<StepUpLayer, ConfigError> {
-        requirement.validate().map_err(ConfigError)?;
-        Ok(self.require(requirement))
-    }
-
     /// Verifies a raw token (without the `Bearer ` prefix) outside of any request.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         match self.verify_now(token) {
@@ -130,8 +89,8 @@ impl StepUp {
     }
 
     /// Counters of the verified-token cache (all zero when it is off).
-    pub fn token_cache_stats(&self) -> crate::verify::CacheStats {
-        self.inner.verifier.cache_stats()
+    pub fn token_cache_metrics(&self) -> crate::verify::TokenCacheMetrics {
+        self.inner.verifier.cache_metrics()
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -284,9 +243,10 @@ impl StepUpBuilder {
         self
     }
 
-    /// Answer 503 instead of 401 `invalid_token` when an issuer's keys cannot be had at all.
-    pub fn unavailable_keys_as_503(mut self, yes: bool) -> Self {
-        self.unavailable_is_503 = yes;
+    /// Answer 503 (with `Retry-After`, no challenge) instead of 401 `invalid_token` when an
+    /// issuer's keys cannot be had at all.
+    pub fn unavailable_keys_as_503(mut self) -> Self {
+        self.unavailable_is_503 = true;
         self
     }
 
@@ -294,22 +254,22 @@ impl StepUpBuilder {
     pub fn build(self) -> Result<StepUp, ConfigError> {
         crate::crypto::install_provider();
         if self.issuers.is_empty() {
-            return Err(ConfigError("no issuer configured".into()));
+            return Err(ConfigError::NoIssuer);
         }
         let mut issuers = Vec::with_capacity(self.issuers.len());
         for i in self.issuers {
             if issuers.iter().any(|r: &issuer::IssuerRules| r.issuer == i.issuer) {
-                return Err(ConfigError(format!("issuer {:?} configured twice", i.issuer)));
+                return Err(ConfigError::DuplicateIssuer(i.issuer));
             }
-            issuers.push(issuer::validate(i).map_err(ConfigError)?);
+            issuers.push(issuer::validate(i)?);
         }
         if let Some(ladder) = &self.ladder {
             crate::require::Requirement::new()
                 .acr(ladder.values().cloned())
                 .validate()
-                .map_err(ConfigError)?;
+                .map_err(ConfigError::UnsendableValue)?;
         }
-        let leeway = i64::try_from(self.leeway.as_secs()).map_err(|_| ConfigError("leeway too large".into()))?;
+        let leeway = i64::try_from(self.leeway.as_secs()).map_err(|_| ConfigError::LeewayTooLarge)?;
         Ok(StepUp {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -326,10 +286,10 @@ impl StepUpBuilder {
                     realm: self.realm,
                     resource_metadata: self.resource_metadata,
                     responder: self.responder,
+                    unavailable_is_503: self.unavailable_is_503,
                 },
                 ladder: self.ladder,
                 clock: self.clock,
-                unavailable_is_503: self.unavailable_is_503,
             }),
         })
     }

@@ -20,7 +20,7 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::layer::AuthState;
-use crate::response::{Refusal, RefusalKind};
+use crate::response::{Answers, Refusal};
 use crate::verify::{AuthContext, VerifiedToken, VerifyError};
 
 /// The verified token, as an extractor.
@@ -31,23 +31,32 @@ pub struct Token(pub Arc<VerifiedToken>);
 #[derive(Debug, Clone)]
 pub struct Claims<T>(pub T);
 
-/// Rejection of the extractors: the refusal response of the layer's configuration.
+/// Rejection of the extractors: the refusal of the layer's configuration and its response,
+/// as axum's own rejections expose them.
 #[derive(Debug)]
-pub struct AuthRejection {
-    response: Box<http::Response<bytes::Bytes>>,
+pub struct AuthRejection(Box<Rejected>);
+
+#[derive(Debug)]
+struct Rejected {
+    /// `None` when the route has no layer (a server misconfiguration, answered with 500).
+    refusal: Option<Refusal>,
+    response: http::Response<bytes::Bytes>,
 }
 
 impl AuthRejection {
-    fn from_refusal(state: Option<&AuthState>, kind: RefusalKind) -> Self {
-        let response = match state {
+    fn new(state: Option<&AuthState>, refusal: impl FnOnce(&Answers) -> Refusal) -> Self {
+        match state {
             Some(s) => {
                 let answers = &s.step_up.inner.answers;
-                answers.respond(&answers.refusal(kind, Vec::new(), None))
+                let refusal = refusal(answers);
+                Self(Box::new(Rejected {
+                    response: answers.respond(&refusal),
+                    refusal: Some(refusal),
+                }))
             }
             None => {
                 // A server misconfiguration, not the client's fault (as axum's `Extension`).
                 tracing::error!(target: "stepup_tower", "extractor used on a route without a StepUp layer");
-                let _ = kind;
                 let mut res = http::Response::new(bytes::Bytes::from_static(
                     br#"{"error":"server_error","error_description":"authentication is not configured for this route"}"#,
                 ));
@@ -56,23 +65,33 @@ impl AuthRejection {
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),
                 );
-                res
+                Self(Box::new(Rejected {
+                    refusal: None,
+                    response: res,
+                }))
             }
-        };
-        Self {
-            response: Box::new(response),
         }
+    }
+
+    /// The HTTP status this rejection answers with.
+    pub fn status(&self) -> http::StatusCode {
+        self.0.response.status()
+    }
+
+    /// The refusal (what went wrong, and the challenge); `None` when the route has no layer.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.0.refusal.as_ref()
     }
 
     /// The response this rejection sends.
     pub fn response(&self) -> &http::Response<bytes::Bytes> {
-        &self.response
+        &self.0.response
     }
 }
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        (*self.response).map(axum_core::body::Body::from)
+        self.0.response.map(axum_core::body::Body::from)
     }
 }
 
@@ -90,21 +109,18 @@ fn state(parts: &Parts) -> Option<&AuthState> {
 fn token(parts: &Parts) -> Result<Option<Arc<VerifiedToken>>, AuthRejection> {
     match state(parts) {
         Some(s) => Ok(s.token.clone()),
-        None => Err(AuthRejection::from_refusal(None, RefusalKind::MissingToken)),
+        None => Err(AuthRejection::new(None, Answers::missing_token)),
     }
 }
 
 fn required(parts: &Parts) -> Result<Arc<VerifiedToken>, AuthRejection> {
-    token(parts)?.ok_or_else(|| AuthRejection::from_refusal(state(parts), RefusalKind::MissingToken))
+    token(parts)?.ok_or_else(|| AuthRejection::new(state(parts), Answers::missing_token))
 }
 
 fn claims<T: DeserializeOwned>(parts: &Parts, token: &VerifiedToken) -> Result<T, AuthRejection> {
     token.deserialize_claims::<T>().map_err(|e| {
-        tracing::info!(target: "stepup_tower", error = %e, "claims do not fit the handler's type");
-        AuthRejection::from_refusal(
-            state(parts),
-            RefusalKind::InvalidToken(VerifyError::InvalidClaim("claims")),
-        )
+        tracing::debug!(target: "stepup_tower", error = %e, "claims do not fit the handler's type");
+        AuthRejection::new(state(parts), |a| a.invalid_token(VerifyError::InvalidClaim("claims")))
     })
 }
 

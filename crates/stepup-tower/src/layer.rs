@@ -46,9 +46,10 @@ use tower_service::Service;
 
 use crate::bearer;
 use crate::config::StepUp;
+use crate::error::ConfigError;
 use crate::keys::Key;
-use crate::require::{Requirement, Unmet};
-use crate::response::{Refusal, RefusalKind};
+use crate::require::Requirement;
+use crate::response::{Answers, Refusal};
 use crate::verify::{Outcome, VerifiedToken, VerifyError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,34 @@ impl StepUpLayer {
     }
 }
 
+/// The layer constructors.
+impl StepUp {
+    /// A layer that requires a valid bearer token on every request it sees.
+    pub fn authenticate(&self) -> StepUpLayer {
+        StepUpLayer::new(self.clone(), Mode::Required, None)
+    }
+
+    /// A layer that verifies a token when one is sent (a bad one is refused) and lets requests
+    /// without any through; handlers read `Option<AuthContext>` / `Option<Claims<T>>`.
+    pub fn optional(&self) -> StepUpLayer {
+        StepUpLayer::new(self.clone(), Mode::Optional, None)
+    }
+
+    /// A layer that requires a valid token meeting `requirement`. Attach it with
+    /// `Router::route_layer`. The token is verified once per request, however many of these
+    /// layers (and [`StepUp::authenticate`]) it passes.
+    pub fn require(&self, requirement: Requirement) -> StepUpLayer {
+        StepUpLayer::new(self.clone(), Mode::Required, Some(Arc::new(requirement)))
+    }
+
+    /// As [`StepUp::require`], but refuses requirement values a challenge cannot carry (an
+    /// acr value with a space, a scope with a quote) instead of logging them.
+    pub fn try_require(&self, requirement: Requirement) -> Result<StepUpLayer, ConfigError> {
+        requirement.validate().map_err(ConfigError::UnsendableValue)?;
+        Ok(self.require(requirement))
+    }
+}
+
 impl<S> Layer<S> for StepUpLayer {
     type Service = StepUpService<S>;
 
@@ -110,6 +139,21 @@ impl<S> StepUpService<S> {
     /// Wraps `inner` with a layer.
     pub fn new(inner: S, layer: StepUpLayer) -> Self {
         Self { inner, layer }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
@@ -143,9 +187,9 @@ impl StepUpLayer {
                     });
                     return Decision::Pass;
                 }
-                return self.refuse(RefusalKind::MissingToken, Vec::new(), None);
+                return self.refuse(self.answers().missing_token());
             }
-            Err(e) => return self.refuse(RefusalKind::InvalidRequest(e), Vec::new(), None),
+            Err(e) => return self.refuse(self.answers().invalid_request(e)),
         };
         match self.step_up.verify_now(token) {
             Outcome::Done(result) => self.finish(req, result),
@@ -167,10 +211,7 @@ impl StepUpLayer {
                 });
                 self.after_verify(req, Some(token))
             }
-            Err(e @ VerifyError::KeysUnavailable(_)) if self.step_up.inner.unavailable_is_503 => {
-                self.refuse(RefusalKind::KeysUnavailable(e), Vec::new(), None)
-            }
-            Err(e) => self.refuse(RefusalKind::InvalidToken(e), Vec::new(), None),
+            Err(e) => self.refuse(self.answers().invalid_token(e)),
         }
     }
 
@@ -180,7 +221,7 @@ impl StepUpLayer {
             if self.mode == Mode::Optional && self.requirement.is_none() {
                 return Decision::Pass;
             }
-            return self.refuse(RefusalKind::MissingToken, Vec::new(), None);
+            return self.refuse(self.answers().missing_token());
         };
         let Some(requirement) = &self.requirement else {
             tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "token accepted");
@@ -193,18 +234,17 @@ impl StepUpLayer {
                 Decision::Pass
             }
             Err(demand) => {
-                let kind = match demand.unmet {
-                    u @ Unmet::Scope { .. } => RefusalKind::InsufficientScope(u),
-                    u => RefusalKind::StepUp(u),
-                };
                 tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement not met");
-                self.refuse(kind, demand.acr_values, demand.max_age)
+                self.refuse(self.answers().unmet(demand))
             }
         }
     }
 
-    fn refuse(&self, kind: RefusalKind, acr_values: Vec<String>, max_age: Option<u64>) -> Decision {
-        let refusal = self.step_up.inner.answers.refusal(kind, acr_values, max_age);
+    fn answers(&self) -> &Answers {
+        &self.step_up.inner.answers
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Decision {
         tracing::debug!(target: "stepup_tower", status = refusal.status().as_u16(), reason = %refusal, "request refused");
         Decision::Refuse(refusal)
     }
@@ -294,11 +334,7 @@ where
                             Decision::Refuse(refusal) => Ok(layer.response(&refusal)),
                             // `finish` never asks for keys again.
                             Decision::NeedsKeys { .. } => {
-                                let refusal = layer.step_up.inner.answers.refusal(
-                                    RefusalKind::InvalidToken(VerifyError::KeyNotFound { kid: None }),
-                                    Vec::new(),
-                                    None,
-                                );
+                                let refusal = layer.answers().invalid_token(VerifyError::KeyNotFound { kid: None });
                                 Ok(layer.response(&refusal))
                             }
                         }

@@ -49,6 +49,7 @@ pub mod bearer;
 pub mod challenge;
 mod config;
 mod crypto;
+mod error;
 pub mod extract;
 pub mod keys;
 pub mod layer;
@@ -56,14 +57,14 @@ pub mod require;
 pub mod response;
 pub mod verify;
 
-pub use config::{
-    Clock, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_TOKEN_LEN, StepUp, StepUpBuilder,
-};
+pub use config::{DEFAULT_LEEWAY, StepUp, StepUpBuilder};
+pub use error::ConfigError;
 pub use extract::{Claims, Token};
 pub use jsonwebtoken::Algorithm;
 pub use layer::{StepUpLayer, StepUpService};
 pub use require::{AcrLadder, Requirement, Unmet};
 pub use verify::{AuthContext, Issuer, TokenProfile, VerifiedToken, VerifyError};
+pub use verify::{DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_TOKEN_LEN};
 
 /// The README's examples, compiled as doc-tests.
 #[doc = include_str!("../../../README.md")]

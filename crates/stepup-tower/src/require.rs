@@ -56,7 +56,7 @@ impl AcrLadder {
 }
 
 /// A predicate over the claims, for deployments that mark strength in a custom claim.
-pub type ClaimPredicate = Arc<dyn Fn(Option<&Value>) -> bool + Send + Sync>;
+type ClaimPredicate = Arc<dyn Fn(Option<&Value>) -> bool + Send + Sync>;
 
 #[derive(Clone)]
 struct ClaimCheck {
@@ -127,7 +127,8 @@ impl Unmet {
             Self::Scope { .. } => "insufficient scope",
             Self::Acr { .. } => "a stronger authentication is required",
             Self::Amr => "a different authentication method is required",
-            Self::AuthTimeMissing | Self::TooOld { .. } => "a more recent authentication is required",
+            Self::AuthTimeMissing => "auth_time missing: the token does not say when the user authenticated",
+            Self::TooOld { .. } => "a more recent authentication is required (auth_time older than max_age)",
             Self::Claim { .. } => "a stronger authentication is required",
         }
     }

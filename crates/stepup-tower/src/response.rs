@@ -20,7 +20,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::bearer::BearerError;
 use crate::challenge::{BearerChallenge, ErrorCode};
-use crate::require::Unmet;
+use crate::require::{Demand, Unmet};
 use crate::verify::VerifyError;
 
 /// Why a request was refused.
@@ -79,11 +79,10 @@ impl Refusal {
     pub fn body(&self) -> serde_json::Value {
         let c = &self.challenge;
         let mut body = serde_json::Map::new();
-        let error = match &c.error {
-            Some(e) => e.as_str().to_string(),
-            None => "unauthorized".to_string(),
-        };
-        body.insert("error".into(), error.into());
+        // Like the header: no RFC 6750 error code when no credentials were sent (§3.1).
+        if let Some(e) = &c.error {
+            body.insert("error".into(), e.as_str().into());
+        }
         let desc = c
             .error_description
             .clone()
@@ -168,12 +167,15 @@ impl Responder for DefaultResponder {
     }
 }
 
-/// What every challenge of a layer carries, and who writes the response.
+/// What every challenge of a layer carries, who writes the response, and which answer each
+/// refusal gets: the one place a refusal is mapped to a status.
 #[derive(Clone)]
 pub(crate) struct Answers {
     pub(crate) realm: Option<String>,
     pub(crate) resource_metadata: Option<String>,
     pub(crate) responder: Arc<dyn Responder>,
+    /// Keys that cannot be had at all: 503 instead of 401 `invalid_token`.
+    pub(crate) unavailable_is_503: bool,
 }
 
 impl Answers {
@@ -185,8 +187,37 @@ impl Answers {
         }
     }
 
-    /// The one place refusals are mapped to the wire.
-    pub(crate) fn refusal(&self, kind: RefusalKind, acr_values: Vec<String>, max_age: Option<u64>) -> Refusal {
+    /// No credentials: 401 with the bare challenge.
+    pub(crate) fn missing_token(&self) -> Refusal {
+        self.refusal(RefusalKind::MissingToken, Vec::new(), None)
+    }
+
+    /// A malformed `Authorization` header: 400 `invalid_request`.
+    pub(crate) fn invalid_request(&self, e: BearerError) -> Refusal {
+        self.refusal(RefusalKind::InvalidRequest(e), Vec::new(), None)
+    }
+
+    /// A refused token: 401 `invalid_token`, or 503 when the keys are unavailable and the
+    /// layer is configured to say so.
+    pub(crate) fn invalid_token(&self, e: VerifyError) -> Refusal {
+        let kind = match e {
+            e @ VerifyError::KeysUnavailable(_) if self.unavailable_is_503 => RefusalKind::KeysUnavailable(e),
+            e => RefusalKind::InvalidToken(e),
+        };
+        self.refusal(kind, Vec::new(), None)
+    }
+
+    /// An unmet requirement: 403 `insufficient_scope` for scopes, else the RFC 9470 step-up
+    /// challenge (401) naming everything the route needs.
+    pub(crate) fn unmet(&self, demand: Demand) -> Refusal {
+        match demand.unmet {
+            u @ Unmet::Scope { .. } => self.refusal(RefusalKind::InsufficientScope(u), Vec::new(), None),
+            u => self.refusal(RefusalKind::StepUp(u), demand.acr_values, demand.max_age),
+        }
+    }
+
+    /// The challenge for a refusal.
+    fn refusal(&self, kind: RefusalKind, acr_values: Vec<String>, max_age: Option<u64>) -> Refusal {
         let mut c = self.base();
         match &kind {
             RefusalKind::MissingToken => {}

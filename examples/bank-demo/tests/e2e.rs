@@ -716,7 +716,7 @@ async fn token_cache_setting_reaches_the_layer() {
         for _ in 0..3 {
             assert_eq!(api(&demo, "GET", "/api/balance", &at, None, None).await.status, 200);
         }
-        let stats = auth.token_cache_stats();
+        let stats = auth.token_cache_metrics();
         if expect_hits {
             assert_eq!((stats.entries, stats.hits, stats.misses), (1, 2, 1), "{stats:?}");
         } else {
@@ -762,7 +762,12 @@ async fn token_type_settings_reach_the_layer() {
     let a = api(&demo, "GET", "/api/balance", &id, None, None).await;
     assert_eq!(a.status, 401);
     let c = a.challenge.expect("a challenge");
-    assert_eq!(c.error_description.as_deref(), Some("wrong token type"), "{:?}", a.body);
+    assert_eq!(
+        c.error_description.as_deref(),
+        Some("wrong token type: an ID token is not an access token"),
+        "{:?}",
+        a.body
+    );
 
     // A client claim the provider does not send (its tokens carry client_id, not cid).
     let (demo, _) = start_with(Config {

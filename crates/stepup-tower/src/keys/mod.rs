@@ -22,7 +22,7 @@ mod remote;
 
 #[cfg(feature = "remote")]
 pub use remote::{
-    CacheMetrics, CacheSettings, CacheStatus, FetchError, MIN_INTERVAL, RemoteJwks, RemoteJwksBuilder, SettingError,
+    BuildError, CacheMetrics, CacheSettings, CacheStatus, FetchError, MIN_INTERVAL, RemoteJwks, RemoteJwksBuilder,
 };
 
 use std::collections::HashMap;
@@ -133,7 +133,8 @@ impl Key {
     }
 
     /// Verifies `signature` (raw bytes) over `message` with `alg`, if this key permits `alg`.
-    pub fn verify_message(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    #[cfg(test)]
+    pub(crate) fn verify_message(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         if !self.permits(alg) {
             return false;
         }

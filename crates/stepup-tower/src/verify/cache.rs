@@ -91,8 +91,8 @@ impl TokenCache {
         self.entries.insert(digest, Arc::new(entry));
     }
 
-    pub(crate) fn stats(&self) -> CacheStats {
-        CacheStats {
+    pub(crate) fn metrics(&self) -> TokenCacheMetrics {
+        TokenCacheMetrics {
             entries: self.entries.len(),
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -103,7 +103,7 @@ impl TokenCache {
 /// Counters of the verified-token cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CacheStats {
+pub struct TokenCacheMetrics {
     /// Tokens held.
     pub entries: usize,
     /// Requests answered from the cache.

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::VerifyError;
 use super::issuer::{IssuerRules, TokenProfile};
+use super::{VerifyError, wrong_type};
 
 /// What a verified token says about the authentication behind it.
 ///
@@ -103,19 +103,24 @@ const ID_TOKEN_ONLY: [&str; 5] = ["nonce", "at_hash", "c_hash", "s_hash", "event
 /// `typ_strict`: the header `typ` was RFC 9068's `at+jwt`. When it was not (a relaxed `typ`),
 /// the client claim is what proves an access token, so its absence is a wrong type too.
 fn access_token_type(claims: &Map<String, Value>, rules: &IssuerRules, typ_strict: bool) -> Result<(), VerifyError> {
+    let id_token = VerifyError::WrongType {
+        expected: wrong_type::ID_CLAIMS,
+    };
     if ID_TOKEN_ONLY.iter().any(|c| claims.contains_key(*c)) {
-        return Err(VerifyError::WrongType);
+        return Err(id_token);
     }
     // Keycloak marks its ID tokens with a payload claim `"typ": "ID"` (its access tokens say
     // "Bearer").
     if matches!(claims.get("typ"), Some(Value::String(t)) if t.eq_ignore_ascii_case("id")) {
-        return Err(VerifyError::WrongType);
+        return Err(id_token);
     }
     if rules.rfc9068_required.contains(&"client_id") && !claims.contains_key(rules.client_claim.as_str()) {
         return Err(if typ_strict {
             VerifyError::MissingClaim("client_id")
         } else {
-            VerifyError::WrongType
+            VerifyError::WrongType {
+                expected: wrong_type::NO_CLIENT,
+            }
         });
     }
     Ok(())
@@ -193,7 +198,9 @@ pub(crate) fn validate(
         }
         // A logout token (OIDC Back-Channel Logout 1.0 §2.4) is not a bearer credential.
         if claims.contains_key("events") {
-            return Err(VerifyError::WrongType);
+            return Err(VerifyError::WrongType {
+                expected: wrong_type::LOGOUT,
+            });
         }
         client_id = client_id.or(azp);
     }
@@ -214,7 +221,7 @@ pub(crate) fn validate(
     if let Some(t) = auth_time
         && t > now.saturating_add(leeway)
     {
-        return Err(VerifyError::InvalidClaim("auth_time"));
+        return Err(VerifyError::AuthTimeInFuture { auth_time: t, now });
     }
     // RFC 8693 §4.2 / RFC 9068: a space-separated string; some providers send an array.
     let mut scopes = match claims.get("scope") {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 
+use crate::error::ConfigError;
 use crate::keys::{KeySet, KeySource, StaticKeys};
 
 /// Which kind of JWT an issuer's tokens are validated as. The two are mutually exclusive
@@ -241,25 +242,23 @@ pub(crate) struct IssuerRules {
 /// RFC 9068 §2.2 claims an operator may declare absent from a provider's access tokens.
 const OMITTABLE: [&str; 4] = ["sub", "iat", "jti", "client_id"];
 
-/// Why an issuer configuration was refused by the builder.
-pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, String> {
+/// Validates an issuer configuration for the builder.
+pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, ConfigError> {
+    let name = || issuer.issuer.clone();
     if issuer.issuer.is_empty() {
-        return Err("an issuer needs a non-empty `iss`".into());
+        return Err(ConfigError::EmptyIssuer);
     }
     if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {
-        return Err(format!(
-            "issuer {:?} needs at least one non-empty audience",
-            issuer.issuer
-        ));
+        return Err(ConfigError::NoAudience(name()));
     }
     if let TokenProfile::IdToken { client_id } = &issuer.profile
         && client_id.is_empty()
     {
-        return Err(format!("issuer {:?} needs a non-empty client id", issuer.issuer));
+        return Err(ConfigError::EmptyClientId(name()));
     }
-    let keys = issuer
-        .keys
-        .ok_or_else(|| format!("issuer {:?} has no key source", issuer.issuer))?;
+    let Some(keys) = issuer.keys.clone() else {
+        return Err(ConfigError::NoKeySource(name()));
+    };
     let has_hmac = keys
         .current()
         .map(|set| set.find(None, Algorithm::HS256).is_ok())
@@ -275,34 +274,41 @@ pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, String> {
         }
     };
     if algorithms.is_empty() {
-        return Err(format!("issuer {:?} allows no algorithm", issuer.issuer));
+        return Err(ConfigError::NoAlgorithm(name()));
     }
     let access = issuer.profile == TokenProfile::AccessToken;
     let relaxed = !issuer.extra_typs.is_empty() || issuer.typ_optional;
-    if !access && (relaxed || issuer.client_claim.is_some() || !issuer.omitted.is_empty()) {
-        return Err(format!(
-            "issuer {:?}: also_accept_typ, allow_missing_typ, client_id_claim and omits_claims apply to access tokens only",
-            issuer.issuer
-        ));
+    if !access {
+        let setting = if !issuer.extra_typs.is_empty() {
+            Some("also_accept_typ")
+        } else if issuer.typ_optional {
+            Some("allow_missing_typ")
+        } else if issuer.client_claim.is_some() {
+            Some("client_id_claim")
+        } else if !issuer.omitted.is_empty() {
+            Some("omits_claims")
+        } else {
+            None
+        };
+        if let Some(setting) = setting {
+            return Err(ConfigError::AccessTokensOnly {
+                issuer: name(),
+                setting,
+            });
+        }
     }
     if let Some(bad) = issuer.omitted.iter().find(|c| !OMITTABLE.contains(&c.as_str())) {
-        return Err(format!(
-            "issuer {:?}: omits_claims takes sub, iat, jti or client_id, not {bad:?} (iss, exp and aud are always required)",
-            issuer.issuer
-        ));
+        return Err(ConfigError::NotOmittable {
+            issuer: name(),
+            claim: bad.clone(),
+        });
     }
-    if issuer.client_claim.as_deref().is_some_and(|c| c.is_empty()) {
-        return Err(format!(
-            "issuer {:?}: client_id_claim needs a claim name",
-            issuer.issuer
-        ));
+    if issuer.client_claim.as_deref().is_some_and(str::is_empty) {
+        return Err(ConfigError::EmptyClientClaim(name()));
     }
     let omits = |c: &str| issuer.omitted.iter().any(|o| o == c);
     if relaxed && omits("client_id") {
-        return Err(format!(
-            "issuer {:?} accepts a relaxed typ and omits client_id: then nothing tells its access tokens from its ID tokens; name the provider's client claim with client_id_claim (e.g. \"azp\") instead",
-            issuer.issuer
-        ));
+        return Err(ConfigError::IndistinctTokenTypes(name()));
     }
     let client_claim = issuer.client_claim.unwrap_or_else(|| "client_id".into());
     let rfc9068_required = if access {

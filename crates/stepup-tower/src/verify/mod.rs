@@ -30,6 +30,8 @@
 pub(crate) mod cache;
 pub(crate) mod claims;
 pub(crate) mod issuer;
+#[cfg(test)]
+mod wycheproof_tests;
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,12 +43,18 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-pub use cache::CacheStats;
+pub use cache::TokenCacheMetrics;
 pub use claims::AuthContext;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, TokenProfile};
 
 use crate::keys::{Key, KeyError, KeySet, LookupError};
 use issuer::IssuerRules;
+
+/// Default bound on the `Authorization` header and on a token, in bytes. Generous for a JWT
+/// (providers that embed group lists reach 8 KiB), small enough to bound the work.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Default bound on the encoded JOSE header, in bytes.
+pub const DEFAULT_MAX_HEADER_LEN: usize = 4 * 1024;
 
 /// Why a token was refused (answered with 401 `invalid_token`).
 ///
@@ -74,9 +82,12 @@ pub enum VerifyError {
     UnsupportedCrit,
     /// The header says the payload is a nested JWT (`cty`).
     NestedToken,
-    /// `typ` does not fit the issuer's token profile (e.g. an ID token offered as an access
-    /// token).
-    WrongType,
+    /// The token is not of the issuer's token profile (e.g. an ID token offered as an access
+    /// token): its header `typ`, or claims only the other kind carries.
+    WrongType {
+        /// Fixed text saying what was expected, e.g. `wrong token type: expected typ at+jwt`.
+        expected: &'static str,
+    },
     /// A header or payload object has the same member twice.
     DuplicateMember,
     /// `iss` is not one of the configured issuers.
@@ -96,6 +107,13 @@ pub enum VerifyError {
     NotYetValid {
         /// `nbf`.
         nbf: i64,
+        /// The current time.
+        now: i64,
+    },
+    /// `auth_time` is in the future.
+    AuthTimeInFuture {
+        /// `auth_time`.
+        auth_time: i64,
         /// The current time.
         now: i64,
     },
@@ -138,11 +156,12 @@ impl VerifyError {
             Self::AlgorithmNotAllowed(_) => "signing algorithm not allowed",
             Self::UnsupportedCrit => "unsupported critical header",
             Self::NestedToken => "nested tokens are not accepted",
-            Self::WrongType => "wrong token type",
+            Self::WrongType { expected } => expected,
             Self::DuplicateMember => "duplicate JSON member",
             Self::UnknownIssuer => "untrusted issuer",
-            Self::MissingClaim(_) => "required claim missing",
-            Self::InvalidClaim(_) => "invalid claim",
+            Self::MissingClaim(c) => missing_text(c),
+            Self::InvalidClaim(c) => invalid_text(c),
+            Self::AuthTimeInFuture { .. } => "auth_time is in the future",
             Self::Expired { .. } => "token expired",
             Self::NotYetValid { .. } => "token not yet valid",
             Self::IssuedInFuture { .. } => "token issued in the future",
@@ -169,6 +188,9 @@ impl fmt::Display for VerifyError {
             Self::Expired { exp, now } => write!(f, "token expired at {exp} (now {now})"),
             Self::NotYetValid { nbf, now } => write!(f, "token not valid before {nbf} (now {now})"),
             Self::IssuedInFuture { iat, now } => write!(f, "token issued at {iat}, in the future (now {now})"),
+            Self::AuthTimeInFuture { auth_time, now } => {
+                write!(f, "auth_time {auth_time} is in the future (now {now})")
+            }
             Self::KeyNotFound { kid } => write!(f, "no key with kid {kid:?}"),
             Self::KeysUnavailable(e) => write!(f, "{e}"),
             other => f.write_str(other.description()),
@@ -177,6 +199,56 @@ impl fmt::Display for VerifyError {
 }
 
 impl std::error::Error for VerifyError {}
+
+/// `error_description` of a missing claim: fixed texts that name it.
+fn missing_text(claim: &str) -> &'static str {
+    match claim {
+        "iss" => "claim iss missing",
+        "exp" => "claim exp missing",
+        "aud" => "claim aud missing",
+        "sub" => "claim sub missing",
+        "iat" => "claim iat missing",
+        "jti" => "claim jti missing",
+        "client_id" => "claim client_id missing",
+        "azp" => "claim azp missing",
+        _ => "a required claim is missing",
+    }
+}
+
+/// `error_description` of a claim of the wrong type or value.
+fn invalid_text(claim: &str) -> &'static str {
+    match claim {
+        "iss" => "claim iss invalid",
+        "exp" => "claim exp invalid",
+        "nbf" => "claim nbf invalid",
+        "iat" => "claim iat invalid",
+        "aud" => "claim aud invalid",
+        "azp" => "claim azp invalid",
+        "sub" => "claim sub invalid",
+        "jti" => "claim jti invalid",
+        "client_id" => "claim client_id invalid",
+        "acr" => "claim acr invalid",
+        "amr" => "claim amr invalid",
+        "auth_time" => "claim auth_time invalid",
+        "scope" => "claim scope invalid",
+        "scp" => "claim scp invalid",
+        _ => "a claim is invalid",
+    }
+}
+
+/// The `WrongType` texts.
+pub(crate) mod wrong_type {
+    /// An access token's header `typ` is not RFC 9068's.
+    pub(crate) const ACCESS_TYP: &str = "wrong token type: expected typ at+jwt";
+    /// An ID token's header `typ` is not `JWT` (or absent).
+    pub(crate) const ID_TYP: &str = "wrong token type: expected typ JWT or no typ (an ID token)";
+    /// A claim only ID or logout tokens carry, in an access token.
+    pub(crate) const ID_CLAIMS: &str = "wrong token type: an ID token is not an access token";
+    /// Relaxed `typ` and no client claim.
+    pub(crate) const NO_CLIENT: &str = "wrong token type: an access token names its client (client_id)";
+    /// A logout token offered as an ID token.
+    pub(crate) const LOGOUT: &str = "wrong token type: a logout token is not a bearer credential";
+}
 
 /// A token that passed every check.
 #[derive(Debug, Clone)]
@@ -455,17 +527,11 @@ impl Jws<'_> {
 
 /// Verifies a compact JWS against a key set, without any claim rules: serialization, header
 /// rules (`alg` allow-list, never `none`, no `crit`, key binding), key lookup and signature.
-/// Returns the decoded payload.
-///
-/// This is the JWS layer of the full verification, exposed for test vectors and for payloads
-/// that are not JWT claims.
-pub fn verify_jws(token: &str, keys: &KeySet, algorithms: &[Algorithm]) -> Result<Vec<u8>, VerifyError> {
+/// Returns the decoded payload. The JWS layer of the full verification, for test vectors.
+#[cfg(test)]
+pub(crate) fn verify_jws(token: &str, keys: &KeySet, algorithms: &[Algorithm]) -> Result<Vec<u8>, VerifyError> {
     crate::crypto::install_provider();
-    let jws = parse_jws(
-        token,
-        crate::config::DEFAULT_MAX_TOKEN_LEN,
-        crate::config::DEFAULT_MAX_HEADER_LEN,
-    )?;
+    let jws = parse_jws(token, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_HEADER_LEN)?;
     if !algorithms.contains(&jws.alg) {
         return Err(VerifyError::AlgorithmNotAllowed(format!("{:?}", jws.alg)));
     }
@@ -508,8 +574,8 @@ impl Verifier {
         })
     }
 
-    pub(crate) fn cache_stats(&self) -> cache::CacheStats {
-        self.cache.as_ref().map(cache::TokenCache::stats).unwrap_or_default()
+    pub(crate) fn cache_metrics(&self) -> TokenCacheMetrics {
+        self.cache.as_ref().map(cache::TokenCache::metrics).unwrap_or_default()
     }
 
     fn verify_inner(
@@ -593,14 +659,18 @@ impl Verifier {
                 Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => Ok(true),
                 Some(t) if rules.extra_typs.iter().any(|x| x.eq_ignore_ascii_case(t)) => Ok(false),
                 None if rules.typ_optional => Ok(false),
-                _ => Err(VerifyError::WrongType),
+                _ => Err(VerifyError::WrongType {
+                    expected: wrong_type::ACCESS_TYP,
+                }),
             },
             // ID tokens carry no typ or `JWT`; never the access-token type.
             TokenProfile::IdToken { .. } => {
                 if typ.is_none_or(|t| t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt")) {
                     Ok(false)
                 } else {
-                    Err(VerifyError::WrongType)
+                    Err(VerifyError::WrongType {
+                        expected: wrong_type::ID_TYP,
+                    })
                 }
             }
         }

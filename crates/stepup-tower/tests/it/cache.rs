@@ -41,18 +41,18 @@ async fn repeated_token_hits_and_time_and_requirements_are_rechecked() {
     let token = mint(&pwd_claims()); // exp = now + 600
     assert_eq!(call(&app, "/balance", &token).await.status, 200);
     assert_eq!(call(&app, "/balance", &token).await.status, 200);
-    let s = auth.token_cache_stats();
+    let s = auth.token_cache_metrics();
     assert_eq!((s.entries, s.hits), (1, 1), "{s:?}");
     // Requirements are not cached: the same (cached) token still must step up for a transfer.
     call(&app, "/transfer", &token)
         .await
         .assert_refused(401, Some("insufficient_user_authentication"));
-    assert_eq!(auth.token_cache_stats().hits, 2);
+    assert_eq!(auth.token_cache_metrics().hits, 2);
     // Past the cache TTL (60 s): verified again, not served from the cache.
     clock.fetch_add(61, Ordering::SeqCst);
-    let misses = auth.token_cache_stats().misses;
+    let misses = auth.token_cache_metrics().misses;
     assert_eq!(call(&app, "/balance", &token).await.status, 200);
-    assert_eq!(auth.token_cache_stats().misses, misses + 1);
+    assert_eq!(auth.token_cache_metrics().misses, misses + 1);
     // Past exp (+ leeway): refused even though the token was cached a moment ago.
     assert_eq!(call(&app, "/balance", &token).await.status, 200);
     clock.fetch_add(600 + 60, Ordering::SeqCst);
@@ -112,7 +112,7 @@ async fn flood_of_distinct_tokens_stays_bounded() {
         );
         assert_eq!(call(&app, "/balance", &t).await.status, 200);
     }
-    let s = auth.token_cache_stats();
+    let s = auth.token_cache_metrics();
     assert!(s.entries <= 110, "{s:?}");
     // Refused tokens are never cached.
     let mut c = pwd_claims();
@@ -123,5 +123,5 @@ async fn flood_of_distinct_tokens_stays_bounded() {
             .await
             .assert_refused(401, Some("invalid_token"));
     }
-    assert_eq!(auth.token_cache_stats().hits, s.hits);
+    assert_eq!(auth.token_cache_metrics().hits, s.hits);
 }

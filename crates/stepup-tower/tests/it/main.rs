@@ -16,4 +16,3 @@ mod jwks_server;
 mod remote;
 mod support;
 mod token_types;
-mod wycheproof;

@@ -251,7 +251,7 @@ async fn no_keys_at_all_is_401_or_503_and_unknown_issuer_fetches_nothing() {
     let auth503 = StepUp::builder()
         .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys.clone()))
         .realm("bank")
-        .unavailable_keys_as_503(true)
+        .unavailable_keys_as_503()
         .build()
         .unwrap();
     past_cooldown().await;
@@ -415,7 +415,7 @@ async fn emptied_set_revokes_cached_tokens_too_and_republished_keys_pass_again()
     assert_eq!(call(&app, "/balance", &token).await.status, 200);
     assert_eq!(call(&app, "/balance", &token).await.status, 200);
     assert_eq!(
-        auth.token_cache_stats().hits,
+        auth.token_cache_metrics().hits,
         1,
         "the token sits in the verified-token cache"
     );
@@ -431,15 +431,15 @@ async fn emptied_set_revokes_cached_tokens_too_and_republished_keys_pass_again()
     assert_eq!(keys.metrics().empty_sets, 1, "{:?}", keys.metrics());
     assert_eq!(keys.metrics().failures, 0, "an empty set is an answer, not a failure");
     assert_eq!(keys.status().unwrap().keys, 0);
-    let hits = auth.token_cache_stats().hits;
+    let hits = auth.token_cache_metrics().hits;
     let a = call(&app, "/balance", &token).await;
     a.assert_refused(401, Some("invalid_token"));
-    assert_eq!(auth.token_cache_stats().hits, hits, "the cached copy was not used");
+    assert_eq!(auth.token_cache_metrics().hits, hits, "the cached copy was not used");
     // `unavailable_keys_as_503` turns "no keys" into 503, as documented.
     let auth503 = StepUp::builder()
         .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys.clone()))
         .realm("bank")
-        .unavailable_keys_as_503(true)
+        .unavailable_keys_as_503()
         .build()
         .unwrap();
     assert_eq!(
@@ -624,35 +624,35 @@ async fn key_published_during_a_flood_of_made_up_kids_passes_within_one_cooldown
 
 #[test]
 fn builder_refuses_each_looping_setting_with_its_own_error() {
-    use stepup_tower::keys::SettingError;
+    use stepup_tower::keys::BuildError;
     let b = || RemoteJwks::from_jwks_uri("https://id.example.test/jwks");
     let ms = Duration::from_millis;
-    let err = |r: Result<RemoteJwks, FetchError>| r.unwrap_err();
+    let err = |r: Result<RemoteJwks, BuildError>| r.unwrap_err();
     assert_eq!(
         err(b().ttl_bounds(Duration::ZERO, Duration::from_secs(60)).build()),
-        FetchError::Setting(SettingError::MinTtlTooShort(Duration::ZERO))
+        BuildError::MinTtlTooShort(Duration::ZERO)
     );
     assert_eq!(
         err(b().ttl_bounds(ms(999), Duration::from_secs(60)).build()),
-        FetchError::Setting(SettingError::MinTtlTooShort(ms(999)))
+        BuildError::MinTtlTooShort(ms(999))
     );
     assert_eq!(
         err(b().cooldown(Duration::ZERO).build()),
-        FetchError::Setting(SettingError::CooldownTooShort(Duration::ZERO))
+        BuildError::CooldownTooShort(Duration::ZERO)
     );
     assert_eq!(
         err(b().retry_backoff(ms(10)).build()),
-        FetchError::Setting(SettingError::RetryBackoffTooShort(ms(10)))
+        BuildError::RetryBackoffTooShort(ms(10))
     );
     let mut settings = stepup_tower::keys::CacheSettings::default();
     settings.retry_backoff = Duration::ZERO;
     assert_eq!(
         err(b().settings(settings).build()),
-        FetchError::Setting(SettingError::RetryBackoffTooShort(Duration::ZERO))
+        BuildError::RetryBackoffTooShort(Duration::ZERO)
     );
     assert!(matches!(
         err(b().ttl_bounds(Duration::from_secs(60), Duration::from_secs(10)).build()),
-        FetchError::Setting(SettingError::TtlBoundsInverted { .. })
+        BuildError::TtlBoundsInverted { .. }
     ));
     let text = err(b().cooldown(ms(5)).build()).to_string();
     assert!(text.contains("cooldown"), "{text}");

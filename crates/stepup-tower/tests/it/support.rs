@@ -219,7 +219,10 @@ impl Answer {
         assert_eq!(c.realm.as_deref(), Some("bank"));
         match error {
             Some(e) => assert_eq!(self.body["error"], e),
-            None => assert!(self.body.get("error").is_some()),
+            None => assert!(
+                self.body.get("error").is_none(),
+                "no error code without one in the header"
+            ),
         }
     }
 }

@@ -1,13 +1,21 @@
 //! Project Wycheproof vectors (vendored under tests/vectors/wycheproof) driven through our key
 //! loading and verification path. Every case gets its expected verdict, or is listed in
-//! `DIFFERENCES` with the reason we differ.
+//! `DIFFERENCES` with the reason we differ. Unit tests: they drive `verify_jws` and
+//! `Key::verify_message`, which are not public API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
+use super::{DEFAULT_ALGORITHMS, verify_jws};
+use crate::keys::KeySet;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
-use stepup_tower::keys::KeySet;
-use stepup_tower::verify::{DEFAULT_ALGORITHMS, verify_jws};
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/vectors/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -119,7 +127,7 @@ fn run_jws_file(file: &str) -> (usize, Vec<String>) {
             let token = token_text(&t["jws"]);
             let got = match &keys {
                 Some(k) => verify_jws(&token, k, &algs),
-                None => Err(stepup_tower::VerifyError::KeyNotFound { kid: None }),
+                None => Err(crate::VerifyError::KeyNotFound { kid: None }),
             };
             if got.is_ok() != expected_valid && !known(file, id) {
                 wrong.push(format!(
