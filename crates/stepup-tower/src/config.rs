@@ -136,6 +136,7 @@ impl StepUp {
 }
 
 /// Builds a [`StepUp`]; [`StepUpBuilder::build`] validates everything once.
+#[must_use]
 pub struct StepUpBuilder {
     issuers: Vec<Issuer>,
     realm: Option<String>,
@@ -196,6 +197,12 @@ impl StepUpBuilder {
     pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
         self.resource_metadata = Some(url.into());
         self
+    }
+
+    /// Names this RFC 9728 document in every challenge (`resource_metadata`, RFC 9728 §5.1);
+    /// serve it with [`ResourceMetadata::service`](crate::metadata::ResourceMetadata::service).
+    pub fn protected_resource(self, metadata: &crate::metadata::ResourceMetadata) -> Self {
+        self.resource_metadata(metadata.url())
     }
 
     /// The acr ladder used by every requirement.

@@ -68,6 +68,7 @@ pub(crate) struct AuthState {
 /// Verifies bearer tokens and enforces a requirement. Made by [`StepUp::authenticate`],
 /// [`StepUp::optional`] and [`StepUp::require`].
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct StepUpLayer {
     step_up: StepUp,
     mode: Mode,

@@ -10,7 +10,8 @@
 //! - [`challenge`]: `WWW-Authenticate` formatting (server) and parsing (client);
 //! - [`response`]: refusal → response, replaceable with a [`Responder`](response::Responder);
 //! - [`layer`]: the [`StepUpLayer`] wiring the above;
-//! - [`extract`]: axum extractors [`AuthContext`], [`Claims<T>`](extract::Claims), [`Token`](extract::Token).
+//! - [`extract`]: axum extractors [`AuthContext`], [`Claims<T>`](extract::Claims), [`Token`](extract::Token);
+//! - [`metadata`]: RFC 9728 protected-resource metadata, served and named in every challenge.
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
@@ -53,6 +54,7 @@ mod error;
 pub mod extract;
 pub mod keys;
 pub mod layer;
+pub mod metadata;
 pub mod require;
 pub mod response;
 pub mod verify;

@@ -25,6 +25,7 @@ use crate::verify::VerifiedToken;
 /// requirement for a lower one. Neither OIDC nor RFC 9470 orders acr values; this is
 /// deployment configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
 pub struct AcrLadder {
     levels: Vec<Vec<String>>,
 }
@@ -66,6 +67,7 @@ struct ClaimCheck {
 
 /// Conditions a verified token must meet on a route. All of them must hold.
 #[derive(Clone, Default)]
+#[must_use]
 pub struct Requirement {
     /// Each group is any-of; every group must hold (so `and` only ever narrows).
     acr: Vec<Vec<String>>,

@@ -20,6 +20,7 @@ use dev_provider::{MFA_ACR, PASSWORD_ACR, Provider, ProviderConfig};
 use serde_json::{Value, json};
 use stepup_tower::extract::Token;
 use stepup_tower::keys::{KeySet, RemoteJwks};
+use stepup_tower::metadata::ResourceMetadata;
 use stepup_tower::{AcrLadder, AuthContext, Issuer, Requirement, StepUp};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -152,7 +153,6 @@ pub struct Bank {
 struct AppState {
     ledger: Arc<Ledger>,
     config: Arc<Value>,
-    metadata: Arc<Value>,
 }
 
 /// Builds the application served at `origin` (e.g. `http://127.0.0.1:8080`).
@@ -202,11 +202,20 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         key_source = key_source.client_id_claim(claim);
     }
     key_source = key_source.omits_claims(config.omit_claims.iter().cloned());
-    let metadata_url = format!("{origin}/.well-known/oauth-protected-resource");
+    let required_scope = match &config.required_scope {
+        Some(s) => Some(s.clone()).filter(|s| !s.is_empty()),
+        None if provider.is_some() => Some("accounts".to_string()),
+        None => None,
+    };
+    // RFC 9728: where clients learn who issues tokens for this API; every challenge names it.
+    let metadata = ResourceMetadata::new(&origin)
+        .authorization_server(&issuer)
+        .scopes_supported(required_scope.iter())
+        .resource_name("stepup-tower demo bank");
     let auth = StepUp::builder()
         .issuer(key_source.audience(&config.audience))
         .realm("bank")
-        .resource_metadata(&metadata_url)
+        .protected_resource(&metadata)
         .token_cache(config.token_cache, TOKEN_CACHE_TTL)
         .acr_ladder(
             AcrLadder::new()
@@ -219,11 +228,6 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         Some(numbering) => Ledger::with_numbering(numbering).open(["alice", "bob"]),
         None => Ledger::with_users(["alice", "bob"]),
     });
-    let required_scope = match &config.required_scope {
-        Some(s) => Some(s.clone()).filter(|s| !s.is_empty()),
-        None if provider.is_some() => Some("accounts".to_string()),
-        None => None,
-    };
     let state = AppState {
         ledger: ledger.clone(),
         config: Arc::new(json!({
@@ -232,13 +236,6 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
             "redirect_uri": format!("{origin}/"),
             "scope": config.scope,
             "resource": config.resource,
-        })),
-        metadata: Arc::new(json!({
-            "resource": origin,
-            "authorization_servers": [issuer],
-            "scopes_supported": required_scope.iter().collect::<Vec<_>>(),
-            "bearer_methods_supported": ["header"],
-            "resource_name": "stepup-tower demo bank",
         })),
     };
     let transfer_acr = if config.transfer_acr.is_empty() {
@@ -260,11 +257,16 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
                 auth.require(transfer_rule),
             )),
         )
-        .layer(api_layer);
+        // route_layer: only the API's own routes need a token; an unknown path stays 404.
+        .route_layer(api_layer);
     let mut router = Router::new()
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
-        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
+        .route(
+            "/favicon.ico",
+            get(|| async { web("image/svg+xml", include_str!("../web/favicon.svg")) }),
+        )
+        .route_service(&metadata.well_known_path(), metadata.service())
         .route("/config.json", get(spa_config))
         .route(
             "/",
@@ -352,10 +354,6 @@ fn no_account() -> Response {
         "no account can be opened for this subject: its account number belongs to another account",
         None,
     )
-}
-
-async fn resource_metadata(State(s): State<AppState>) -> Response {
-    json_response(StatusCode::OK, &*s.metadata)
 }
 
 async fn spa_config(State(s): State<AppState>) -> Response {

@@ -1136,3 +1136,19 @@ async fn cancel_returns_access_denied() {
         .await;
     assert_eq!(res.status(), 400, "a cancelled login cannot be finished");
 }
+
+/// Unknown paths stay 404 for anonymous requests (the API's layer covers its routes only), and
+/// the favicon is served.
+#[tokio::test]
+async fn unknown_paths_are_404_and_the_favicon_is_served() {
+    let demo = start().await;
+    for (path, status) in [
+        ("/nope", 404),
+        ("/api/nope", 404),
+        ("/favicon.ico", 200),
+        ("/api/balance", 401),
+    ] {
+        let res = demo.http.get(format!("{}{path}", demo.base)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{path}");
+    }
+}

@@ -49,6 +49,7 @@ pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
 ///     .static_keys(keys);
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct Issuer {
     pub(crate) issuer: String,
     pub(crate) audiences: Vec<String>,

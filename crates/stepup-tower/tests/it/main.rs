@@ -5,7 +5,9 @@
     clippy::indexing_slicing,
     clippy::panic,
     clippy::print_stdout,
-    missing_docs
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations
 )]
 
 mod answers;

@@ -245,6 +245,7 @@ pub struct CacheStatus {
 }
 
 /// Builds a [`RemoteJwks`].
+#[must_use]
 pub struct RemoteJwksBuilder {
     location: Location,
     client: Option<Client>,
