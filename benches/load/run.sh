@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP load benchmark of the [perf] issue: the bank demo (stepup-tower) against /healthz, a
+# HTTP load benchmark: the bank demo (stepup-tower) against /healthz, a
 # repeated token and 10,000 distinct tokens at 1/16/64/256 connections, the same workloads
 # against a twin server built on the crates.io `jwt-authorizer` crate, and a JWKS check (valid
 # traffic with and without a storm of unknown-`kid` tokens, against a demo that fetches its keys

@@ -10,7 +10,7 @@
 //! - [`challenge`]: `WWW-Authenticate` formatting (server) and parsing (client);
 //! - [`response`]: refusal → response, replaceable with a [`Responder`](response::Responder);
 //! - [`layer`]: the [`StepUpLayer`] wiring the above;
-//! - [`extract`]: axum extractors [`AuthContext`], [`Claims<T>`](extract::Claims), [`Token`](extract::Token);
+//! - [`extract`]: axum extractors [`AuthContext`], [`Claims<T>`](extract::Claims), [`Token`];
 //! - [`metadata`]: RFC 9728 protected-resource metadata, served and named in every challenge.
 //!
 //! ```
@@ -69,6 +69,6 @@ pub use verify::{AuthContext, Issuer, TokenProfile, VerifiedToken, VerifyError};
 pub use verify::{DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_TOKEN_LEN};
 
 /// The README's examples, compiled as doc-tests.
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;

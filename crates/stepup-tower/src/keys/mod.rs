@@ -18,7 +18,7 @@
 
 mod jwk;
 #[cfg(feature = "remote")]
-mod remote;
+pub mod remote;
 
 #[cfg(feature = "remote")]
 pub use remote::{

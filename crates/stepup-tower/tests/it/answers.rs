@@ -1,4 +1,4 @@
-//! STANDARDS §1: every row of the answers table, the seed scenarios, extractors, and the
+//! Every row of the answers table (RFC 6750 §3, RFC 9470 §3; README "Answers"), the seed scenarios, extractors, and the
 //! layer's composition.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The verified-token cache ([perf]): hits skip verification, but never outlive the token, the
+//! The verified-token cache: hits skip verification, but never outlive the token, the
 //! TTL or the key; requirements are evaluated on every request; memory is bounded.
 
 use std::sync::atomic::{AtomicI64, Ordering};
