@@ -291,6 +291,20 @@ impl VerifiedToken {
     }
 }
 
+#[cfg(test)]
+impl VerifiedToken {
+    /// A token with this context (as [`claims::validate`] builds it) and these claims, without
+    /// a signature: for unit tests of what reads a verified token (`require.rs`).
+    pub(crate) fn for_tests(context: AuthContext, claims: Map<String, Value>) -> Self {
+        Self {
+            context,
+            claims: Arc::new(claims),
+            alg: Algorithm::ES256,
+            kid: None,
+        }
+    }
+}
+
 /// A JSON value in which no object, at any depth, has the same member name twice.
 ///
 /// RFC 7515 §4 and RFC 7519 §4 let a parser either refuse duplicate member names or keep the
@@ -468,8 +482,10 @@ fn parse_jws(token: &str, max_token_len: usize, max_header_len: usize) -> Result
             VerifyError::Malformed("not three segments")
         });
     };
-    // An empty payload is a valid JWS (it then fails as JWT claims).
-    if !is_b64url(h) || !(p.is_empty() || is_b64url(p)) || !is_b64url(s) {
+    // An empty payload is a valid JWS (it then fails as JWT claims). An empty signature is
+    // refused below, once the header is read, so that the unsecured form (RFC 7515 A.5,
+    // `alg: none` with no signature) is reported as what it is.
+    if !is_b64url(h) || !(p.is_empty() || is_b64url(p)) || !(s.is_empty() || is_b64url(s)) {
         return Err(VerifyError::Malformed("segment is empty or not base64url"));
     }
     if h.len() > max_header_len {
@@ -487,6 +503,9 @@ fn parse_jws(token: &str, max_token_len: usize, max_header_len: usize) -> Result
     }
     let alg =
         crate::keys::parse_alg(&header.alg).ok_or_else(|| VerifyError::AlgorithmNotAllowed(truncate(&header.alg)))?;
+    if s.is_empty() {
+        return Err(VerifyError::Malformed("empty signature"));
+    }
     // RFC 7515 §4.1.11: we understand no extension, so any `crit` is refused.
     if header.crit.is_some() {
         return Err(VerifyError::UnsupportedCrit);

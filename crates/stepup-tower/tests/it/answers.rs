@@ -854,3 +854,17 @@ async fn legacy_typ_only_when_configured() {
         .await
         .assert_refused(401, Some("invalid_token"));
 }
+
+#[tokio::test]
+async fn empty_requirement_groups_are_refused() {
+    let auth = step_up();
+    for r in [
+        Requirement::new().acr(Vec::<String>::new()),
+        Requirement::new().amr_any(Vec::<String>::new()),
+    ] {
+        assert!(matches!(
+            auth.try_require(r),
+            Err(stepup_tower::ConfigError::UnsendableValue(_))
+        ));
+    }
+}

@@ -24,21 +24,23 @@
 //! loop works.
 #![allow(clippy::print_stdout)]
 
-use std::collections::{BTreeMap, BTreeSet};
+mod oidc;
+mod state;
+
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
-use reqwest::{Client, Response, StatusCode, Url};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use stepup_tower::challenge::{BearerChallenge, ErrorCode};
 
+use oidc::{Browser, Endpoints, OidcClient, PublicKey, Tokens, excerpt, jwt_part, kids};
+use state::Handover;
+
 /// The multi-factor acr the demo's transfer route asks for.
 const MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
-/// Redirect URI registered for the test clients in `provider.mjs`; nobody serves it.
-const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 /// Resource indicator whose tokens carry `aud` `bank-api`.
 const BANK_RESOURCE: &str = "urn:bank-api";
 /// Resource indicator whose tokens carry `aud` `other-api`.
@@ -146,72 +148,6 @@ impl Args {
     }
 }
 
-/// A user agent's cookie jar, reduced to what the provider's interaction needs: every cookie
-/// goes back on every request to the provider (paths and expiry are not tracked).
-#[derive(Debug, Default)]
-struct Browser {
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, res: &Response) {
-        for value in res.headers().get_all(SET_COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
-            let pair = text.split(';').next().unwrap_or_default();
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
-            let name = name.trim();
-            let value = value.trim();
-            // oidc-provider clears a cookie by sending it empty with an expiry in the past.
-            if value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_string(), value.to_string());
-            }
-        }
-    }
-}
-
-/// Token endpoint answer.
-#[derive(Debug, Clone)]
-struct Tokens {
-    access_token: String,
-    id_token: Option<String>,
-}
-
-/// A signing key the provider publishes: its `kid` and its public material (the JWK's `n`, or
-/// `x` and `y`), enough to tell new key material under an old `kid`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PublicKey {
-    kid: String,
-    material: String,
-}
-
-impl PublicKey {
-    fn from_jwk(jwk: &Value) -> Option<Self> {
-        let kid = jwk.get("kid").and_then(Value::as_str)?.to_string();
-        let material = ["n", "x", "y"]
-            .iter()
-            .filter_map(|m| jwk.get(m).and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(".");
-        Some(Self { kid, material })
-    }
-}
-
-fn kids(keys: &[PublicKey]) -> Vec<&str> {
-    keys.iter().map(|k| k.kid.as_str()).collect()
-}
-
 /// The start of some key material, for check lines.
 fn short(material: &str) -> String {
     let start: String = material.chars().take(10).collect();
@@ -222,66 +158,10 @@ fn short(material: &str) -> String {
     }
 }
 
-/// What a phase hands over to the next one through the state file.
-#[derive(Debug, Clone)]
-struct Handover {
-    /// The provider's signing keys during the phase.
-    keys: Vec<PublicKey>,
-    /// The balance after the phase's transfer.
-    balance: Option<String>,
-    /// An access token signed with one of `keys` that read the balance.
-    token: Option<String>,
-}
-
-impl Handover {
-    fn save(&self, path: &str) -> Res<()> {
-        let material: serde_json::Map<String, Value> =
-            self.keys.iter().map(|k| (k.kid.clone(), json!(k.material))).collect();
-        let state = json!({
-            "kids": kids(&self.keys),
-            "material": material,
-            "balance": self.balance,
-            "old_token": self.token,
-        });
-        std::fs::write(path, state.to_string()).map_err(|e| format!("{path}: {e}"))
-    }
-
-    fn load(path: &str) -> Res<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-        let state: Value = serde_json::from_str(&text).map_err(|e| format!("state file {path}: {e}"))?;
-        let text_of = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        let keys = state
-            .get("kids")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(|kid| PublicKey {
-                        kid: kid.to_string(),
-                        material: text_of(state.get("material").and_then(|m| m.get(kid))).unwrap_or_default(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Self {
-            keys,
-            balance: text_of(state.get("balance")),
-            token: text_of(state.get("old_token")),
-        })
-    }
-}
-
-/// The provider's endpoints, from discovery.
-#[derive(Debug, Clone)]
-struct Endpoints {
-    authorization: String,
-    token: String,
-    jwks: String,
-}
-
 struct Run {
     args: Args,
     http: Client,
+    oidc: OidcClient,
     passed: u32,
     failed: u32,
 }
@@ -293,9 +173,11 @@ impl Run {
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
+        let oidc = OidcClient::new(http.clone(), args.issuer.clone());
         Ok(Self {
             args,
             http,
+            oidc,
             passed: 0,
             failed: 0,
         })
@@ -320,7 +202,7 @@ impl Run {
     async fn phase_main(&mut self) {
         let health = self.healthz().await;
         self.check("demo is up (GET /healthz)", health);
-        let endpoints = match self.discover().await {
+        let endpoints = match self.oidc.discover(MFA).await {
             Ok(e) => {
                 self.check(
                     "provider discovery (issuer, endpoints, acr_values_supported)",
@@ -333,7 +215,7 @@ impl Run {
                 return;
             }
         };
-        let keys = self.jwks_keys(&endpoints).await;
+        let keys = self.oidc.jwks_keys(&endpoints).await;
         let outcome = self.no_token_challenge().await;
         self.check(
             "no token: 401 Bearer challenge without error; RFC 9728 metadata names the issuer",
@@ -402,7 +284,7 @@ impl Run {
         let Some(endpoints) = self.rediscover().await else {
             return;
         };
-        let keys = self.jwks_keys(&endpoints).await;
+        let keys = self.oidc.jwks_keys(&endpoints).await;
         let outcome = match (&saved, &keys) {
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
             (Ok(saved), Ok(new)) if saved.keys.is_empty() => Err(format!("no old kids saved; new: {:?}", kids(new))),
@@ -428,7 +310,7 @@ impl Run {
         let Some(endpoints) = self.rediscover().await else {
             return;
         };
-        let keys = self.jwks_keys(&endpoints).await;
+        let keys = self.oidc.jwks_keys(&endpoints).await;
         let outcome = match (&saved, &keys) {
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
             (Ok(saved), Ok(new)) => same_kids_new_material(&saved.keys, new),
@@ -468,7 +350,7 @@ impl Run {
     /// Discovery at the restarted provider, as a check.
     async fn rediscover(&mut self) -> Option<Endpoints> {
         let name = "restarted provider discovery";
-        match self.discover().await {
+        match self.oidc.discover(MFA).await {
             Ok(e) => {
                 self.check(name, Ok(format!("jwks_uri {}", e.jwks)));
                 Some(e)
@@ -574,182 +456,6 @@ impl Run {
         }
     }
 
-    async fn discover(&self) -> Res<Endpoints> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.args.issuer.trim_end_matches('/')
-        );
-        let doc = self.get_json(&url).await?;
-        let field = |name: &str| {
-            doc.get(name)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| format!("discovery document has no {name}"))
-        };
-        if field("issuer")? != self.args.issuer {
-            return Err(format!("issuer {:?} != {:?}", field("issuer")?, self.args.issuer));
-        }
-        let acrs = doc.get("acr_values_supported").and_then(Value::as_array);
-        if !acrs.is_some_and(|a| a.iter().any(|v| v == MFA)) {
-            return Err(format!("acr_values_supported lacks {MFA}: {acrs:?}"));
-        }
-        Ok(Endpoints {
-            authorization: field("authorization_endpoint")?,
-            token: field("token_endpoint")?,
-            jwks: field("jwks_uri")?,
-        })
-    }
-
-    async fn get_json(&self, url: &str) -> Res<Value> {
-        let res = self.http.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
-        let status = res.status();
-        let body = res.text().await.map_err(|e| format!("{url}: {e}"))?;
-        if status != StatusCode::OK {
-            return Err(format!("{url} -> {status}: {}", excerpt(&body)));
-        }
-        serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON: {e}"))
-    }
-
-    async fn jwks_keys(&self, endpoints: &Endpoints) -> Res<Vec<PublicKey>> {
-        let jwks = self.get_json(&endpoints.jwks).await?;
-        let keys: Vec<PublicKey> = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .map(|keys| keys.iter().filter_map(PublicKey::from_jwk).collect())
-            .unwrap_or_default();
-        if keys.is_empty() {
-            Err(format!("{}: no keys with a kid", endpoints.jwks))
-        } else {
-            Ok(keys)
-        }
-    }
-
-    /// Authorization code + PKCE through the provider's auto-completing interaction, then the
-    /// token request. `acr_values`/`max_age` go into the authorization request when given.
-    async fn authorize(
-        &self,
-        endpoints: &Endpoints,
-        browser: &mut Browser,
-        client_id: &str,
-        resource: &str,
-        acr_values: Option<&str>,
-        max_age: Option<u64>,
-    ) -> Res<Tokens> {
-        let verifier = random_b64(32)?;
-        let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            verifier.as_bytes(),
-        ));
-        let state = random_b64(16)?;
-        let nonce = random_b64(16)?;
-        let mut url = Url::parse(&endpoints.authorization)
-            .map_err(|e| format!("authorization_endpoint {}: {e}", endpoints.authorization))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("client_id", client_id)
-                .append_pair("response_type", "code")
-                .append_pair("scope", "openid accounts")
-                .append_pair("redirect_uri", REDIRECT_URI)
-                .append_pair("resource", resource)
-                .append_pair("code_challenge", &challenge)
-                .append_pair("code_challenge_method", "S256")
-                .append_pair("state", &state)
-                .append_pair("nonce", &nonce);
-            if let Some(acr) = acr_values {
-                q.append_pair("acr_values", acr);
-            }
-            if let Some(max_age) = max_age {
-                q.append_pair("max_age", &max_age.to_string());
-            }
-        }
-        let mut hops = Vec::new();
-        let mut code = None;
-        for _ in 0..12 {
-            let res = self
-                .http
-                .get(url.clone())
-                .header(COOKIE, browser.cookie_header())
-                .send()
-                .await
-                .map_err(|e| format!("GET {url}: {e}"))?;
-            browser.keep(&res);
-            let status = res.status();
-            let location = res
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let Some(location) = location.filter(|_| status.is_redirection()) else {
-                let body = res.text().await.unwrap_or_default();
-                return Err(format!(
-                    "GET {} -> {status} (after {}): {}",
-                    url.path(),
-                    hops.join(" -> "),
-                    excerpt(&body)
-                ));
-            };
-            url = url
-                .join(&location)
-                .map_err(|e| format!("bad Location {location:?}: {e}"))?;
-            hops.push(format!("{} {}", status.as_u16(), url.path()));
-            if url.as_str().starts_with(REDIRECT_URI) {
-                let params: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
-                if let Some(err) = params.get("error") {
-                    return Err(format!(
-                        "authorization error {err}: {}",
-                        params.get("error_description").map_or("", String::as_str)
-                    ));
-                }
-                if params.get("state") != Some(&state) {
-                    return Err(format!("state mismatch in {url}"));
-                }
-                if params.get("iss") != Some(&self.args.issuer) {
-                    return Err(format!("iss mismatch in {url} (RFC 9207)"));
-                }
-                code = params.get("code").cloned();
-                break;
-            }
-        }
-        let code = code.ok_or_else(|| format!("no code after {}", hops.join(" -> ")))?;
-
-        let mut form = Url::parse("form:x").map_err(|e| e.to_string())?;
-        form.query_pairs_mut()
-            .append_pair("grant_type", "authorization_code")
-            .append_pair("code", &code)
-            .append_pair("redirect_uri", REDIRECT_URI)
-            .append_pair("client_id", client_id)
-            .append_pair("code_verifier", &verifier)
-            .append_pair("resource", resource);
-        let body = form.query().unwrap_or_default().to_string();
-        let res = self
-            .http
-            .post(&endpoints.token)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("POST {}: {e}", endpoints.token))?;
-        let status = res.status();
-        let text = res.text().await.map_err(|e| format!("token response: {e}"))?;
-        if status != StatusCode::OK {
-            return Err(format!("token endpoint -> {status}: {}", excerpt(&text)));
-        }
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("token response: {e}"))?;
-        let access_token = v
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or("token response has no access_token")?
-            .to_string();
-        let id_token = v.get("id_token").and_then(Value::as_str).map(str::to_string);
-        if let Some(id) = &id_token {
-            let claims = jwt_part(id, 1)?;
-            if claims.get("nonce").and_then(Value::as_str) != Some(nonce.as_str()) {
-                return Err("ID token nonce mismatch".into());
-            }
-        }
-        Ok(Tokens { access_token, id_token })
-    }
-
     /// Password-level (loa1) token from `client_id`; checks its header and that
     /// `GET /api/balance` accepts it (see [`Run::balance_within`] for `patience`). Returns a
     /// description including `balance X `.
@@ -762,6 +468,7 @@ impl Run {
         patience: Duration,
     ) -> Res<(String, Tokens)> {
         let tokens = self
+            .oidc
             .authorize(endpoints, browser, client_id, BANK_RESOURCE, None, None)
             .await?;
         let header = jwt_part(&tokens.access_token, 0)?;
@@ -878,6 +585,7 @@ impl Run {
         // b) Step up at the provider with what the challenge asked for.
         let acr_values = challenge.acr_values.join(" ");
         let stepped = self
+            .oidc
             .authorize(
                 endpoints,
                 browser,
@@ -964,7 +672,7 @@ impl Run {
             ));
         }
         let metadata_url = c.resource_metadata.ok_or("the challenge has no resource_metadata")?;
-        let metadata = self.get_json(&metadata_url).await?;
+        let metadata = oidc::get_json(&self.http, &metadata_url).await?;
         let names_issuer = metadata
             .get("authorization_servers")
             .and_then(Value::as_array)
@@ -983,6 +691,7 @@ impl Run {
     async fn other_audience_refused(&self, endpoints: &Endpoints, browser: &mut Browser) -> Res<String> {
         let client_id = CLIENTS.get(1).map(|c| c.0).unwrap_or("interop-es256");
         let tokens = self
+            .oidc
             .authorize(endpoints, browser, client_id, OTHER_RESOURCE, None, None)
             .await?;
         let claims = jwt_part(&tokens.access_token, 1)?;
@@ -1077,29 +786,6 @@ fn same_kids_new_material(old: &[PublicKey], new: &[PublicKey]) -> Res<String> {
     Ok(changes.join(", "))
 }
 
-/// Decodes part `index` (0 header, 1 payload) of a compact JWS.
-fn jwt_part(token: &str, index: usize) -> Res<Value> {
-    let part = token
-        .split('.')
-        .nth(index)
-        .ok_or_else(|| format!("not a compact JWS (part {index} missing)"))?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|e| format!("JWS part {index}: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("JWS part {index}: {e}"))
-}
-
-fn random_b64(len: usize) -> Res<String> {
-    let mut buf = vec![0u8; len];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| "no randomness".to_string())?;
-    Ok(URL_SAFE_NO_PAD.encode(buf))
-}
-
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn excerpt(s: &str) -> String {
-    let s: String = s.chars().take(300).collect();
-    s.replace('\n', " ")
 }
