@@ -86,6 +86,14 @@ pub struct Ledger {
     numbering: Numbering,
 }
 
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("accounts", &self.accounts())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Ledger {
     fn default() -> Self {
         Self::with_numbering(iban_for)
@@ -199,6 +207,7 @@ impl Ledger {
     }
 
     /// Opens the given users' accounts (a number already taken is left unopened).
+    #[must_use]
     pub fn open<'a>(self, subs: impl IntoIterator<Item = &'a str>) -> Self {
         {
             let mut st = self.lock();

@@ -134,6 +134,7 @@ impl Config {
 }
 
 /// A built application.
+#[derive(Debug)]
 pub struct Bank {
     /// The router to serve.
     pub router: Router,

@@ -745,8 +745,7 @@ async fn token_type_settings_reach_the_layer() {
         "http://127.0.0.1:9",
     )
     .await
-    .err()
-    .expect("refused")
+    .expect_err("refused")
     .to_string();
     assert!(err.contains("client_id_claim"), "{err}");
 

@@ -13,17 +13,17 @@ use serde_json::Value;
 use crate::Res;
 
 /// Redirect URI registered for the test clients in `provider.mjs`; nobody serves it.
-pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
+pub(crate) const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 
 /// A user agent's cookie jar, reduced to what the provider's interaction needs: every cookie
 /// goes back on every request to the provider (paths and expiry are not tracked).
 #[derive(Debug, Default)]
-pub struct Browser {
+pub(crate) struct Browser {
     cookies: BTreeMap<String, String>,
 }
 
 impl Browser {
-    pub fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -31,7 +31,7 @@ impl Browser {
             .join("; ")
     }
 
-    pub fn keep(&mut self, res: &Response) {
+    pub(crate) fn keep(&mut self, res: &Response) {
         for value in res.headers().get_all(SET_COOKIE) {
             let Ok(text) = value.to_str() else { continue };
             let pair = text.split(';').next().unwrap_or_default();
@@ -52,7 +52,7 @@ impl Browser {
 
 /// Token endpoint answer.
 #[derive(Debug, Clone)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     pub access_token: String,
     pub id_token: Option<String>,
 }
@@ -60,13 +60,13 @@ pub struct Tokens {
 /// A signing key the provider publishes: its `kid` and its public material (the JWK's `n`, or
 /// `x` and `y`), enough to tell new key material under an old `kid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicKey {
+pub(crate) struct PublicKey {
     pub kid: String,
     pub material: String,
 }
 
 impl PublicKey {
-    pub fn from_jwk(jwk: &Value) -> Option<Self> {
+    pub(crate) fn from_jwk(jwk: &Value) -> Option<Self> {
         let kid = jwk.get("kid").and_then(Value::as_str)?.to_string();
         let material = ["n", "x", "y"]
             .iter()
@@ -78,13 +78,13 @@ impl PublicKey {
 }
 
 /// The `kid`s of `keys`, in order.
-pub fn kids(keys: &[PublicKey]) -> Vec<&str> {
+pub(crate) fn kids(keys: &[PublicKey]) -> Vec<&str> {
     keys.iter().map(|k| k.kid.as_str()).collect()
 }
 
 /// The provider's endpoints, from discovery.
 #[derive(Debug, Clone)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     pub authorization: String,
     pub token: String,
     pub jwks: String,
@@ -93,18 +93,18 @@ pub struct Endpoints {
 /// A client of one OpenID provider (the issuer), over a shared HTTP client that does not
 /// follow redirects.
 #[derive(Debug, Clone)]
-pub struct OidcClient {
+pub(crate) struct OidcClient {
     http: Client,
     issuer: String,
 }
 
 impl OidcClient {
-    pub fn new(http: Client, issuer: String) -> Self {
+    pub(crate) fn new(http: Client, issuer: String) -> Self {
         Self { http, issuer }
     }
 
     /// Discovery: the document must name this issuer and list `acr` in `acr_values_supported`.
-    pub async fn discover(&self, acr: &str) -> Res<Endpoints> {
+    pub(crate) async fn discover(&self, acr: &str) -> Res<Endpoints> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
         let doc = get_json(&self.http, &url).await?;
         let field = |name: &str| {
@@ -128,7 +128,7 @@ impl OidcClient {
     }
 
     /// The provider's signing keys that have a `kid`; none is an error.
-    pub async fn jwks_keys(&self, endpoints: &Endpoints) -> Res<Vec<PublicKey>> {
+    pub(crate) async fn jwks_keys(&self, endpoints: &Endpoints) -> Res<Vec<PublicKey>> {
         let jwks = get_json(&self.http, &endpoints.jwks).await?;
         let keys: Vec<PublicKey> = jwks
             .get("keys")
@@ -144,7 +144,7 @@ impl OidcClient {
 
     /// Authorization code + PKCE through the provider's auto-completing interaction, then the
     /// token request. `acr_values`/`max_age` go into the authorization request when given.
-    pub async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         endpoints: &Endpoints,
         browser: &mut Browser,
@@ -270,7 +270,7 @@ impl OidcClient {
 }
 
 /// `GET url`, which must answer 200 with JSON.
-pub async fn get_json(http: &Client, url: &str) -> Res<Value> {
+pub(crate) async fn get_json(http: &Client, url: &str) -> Res<Value> {
     let res = http.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
     let status = res.status();
     let body = res.text().await.map_err(|e| format!("{url}: {e}"))?;
@@ -281,7 +281,7 @@ pub async fn get_json(http: &Client, url: &str) -> Res<Value> {
 }
 
 /// Decodes part `index` (0 header, 1 payload) of a compact JWS.
-pub fn jwt_part(token: &str, index: usize) -> Res<Value> {
+pub(crate) fn jwt_part(token: &str, index: usize) -> Res<Value> {
     let part = token
         .split('.')
         .nth(index)
@@ -300,7 +300,7 @@ fn random_b64(len: usize) -> Res<String> {
 }
 
 /// The start of a response body on one line, for check lines.
-pub fn excerpt(s: &str) -> String {
+pub(crate) fn excerpt(s: &str) -> String {
     let s: String = s.chars().take(300).collect();
     s.replace('\n', " ")
 }

@@ -7,7 +7,7 @@ use crate::oidc::{PublicKey, kids};
 
 /// What a phase hands over to the next one through the state file.
 #[derive(Debug, Clone)]
-pub struct Handover {
+pub(crate) struct Handover {
     /// The provider's signing keys during the phase.
     pub keys: Vec<PublicKey>,
     /// The balance after the phase's transfer.
@@ -17,7 +17,7 @@ pub struct Handover {
 }
 
 impl Handover {
-    pub fn save(&self, path: &str) -> Res<()> {
+    pub(crate) fn save(&self, path: &str) -> Res<()> {
         let material: serde_json::Map<String, Value> =
             self.keys.iter().map(|k| (k.kid.clone(), json!(k.material))).collect();
         let state = json!({
@@ -29,7 +29,7 @@ impl Handover {
         std::fs::write(path, state.to_string()).map_err(|e| format!("{path}: {e}"))
     }
 
-    pub fn load(path: &str) -> Res<Self> {
+    pub(crate) fn load(path: &str) -> Res<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
         let state: Value = serde_json::from_str(&text).map_err(|e| format!("state file {path}: {e}"))?;
         let text_of = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
