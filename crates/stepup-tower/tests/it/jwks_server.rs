@@ -148,8 +148,11 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, hits: Arc<Atomic
         return respond(&mut stream, 404, "text/plain", None, b"not found").await;
     }
     hits.fetch_add(1, Ordering::SeqCst);
+    if let Mode::Hang(d) = mode {
+        tokio::time::sleep(d).await;
+    }
     match mode {
-        Mode::Ok => {
+        Mode::Ok | Mode::Hang(_) => {
             respond(
                 &mut stream,
                 200,
@@ -179,17 +182,6 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, hits: Arc<Atomic
         Mode::RedirectTo(to) => {
             let r = format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             stream.write_all(r.as_bytes()).await
-        }
-        Mode::Hang(d) => {
-            tokio::time::sleep(d).await;
-            respond(
-                &mut stream,
-                200,
-                "application/json",
-                cc.as_deref(),
-                jwks.to_string().as_bytes(),
-            )
-            .await
         }
     }
 }

@@ -45,6 +45,14 @@ fn fast(server: &JwksServer) -> stepup_tower::keys::RemoteJwksBuilder {
 
 const COOLDOWN: Duration = Duration::from_secs(1);
 
+/// A key server serving `keys`, and a loaded cache of it with the shortest bounds.
+async fn loaded(keys: Vec<serde_json::Value>) -> (JwksServer, RemoteJwks) {
+    let server = JwksServer::start(keys).await;
+    let cache = fast(&server).build().unwrap();
+    cache.load().await.unwrap();
+    (server, cache)
+}
+
 /// Sleeps until a forced refetch is allowed again.
 async fn past_cooldown() {
     tokio::time::sleep(COOLDOWN + Duration::from_millis(50)).await;
@@ -88,9 +96,7 @@ fn log_lines_with(needle: &str) -> String {
 #[tokio::test]
 async fn rotation_new_key_passes_at_once_removed_key_stops_after_refresh() {
     let old = jwk(es_key(), Algorithm::ES256, "old");
-    let server = JwksServer::start(vec![old.clone()]).await;
-    let keys = fast(&server).build().unwrap();
-    keys.load().await.unwrap();
+    let (server, keys) = loaded(vec![old.clone()]).await;
     let app = app(&auth_for(ISS, keys.clone()));
     let old_token = token_for(ISS, es_key(), Algorithm::ES256, "old");
     assert_eq!(call(&app, "/balance", &old_token).await.status, 200);
@@ -161,9 +167,7 @@ async fn storm_of_unknown_kids_causes_one_fetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_server_does_not_hold_up_known_kids() {
-    let server = JwksServer::start(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
-    let keys = fast(&server).build().unwrap();
-    keys.load().await.unwrap();
+    let (server, keys) = loaded(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
     let app = app(&auth_for(ISS, keys.clone()));
     server.set_mode(Mode::Hang(Duration::from_secs(5)));
     past_cooldown().await;
@@ -248,12 +252,7 @@ async fn no_keys_at_all_is_401_or_503_and_unknown_issuer_fetches_nothing() {
     call(&app(&auth_for(ISS, keys.clone())), "/balance", &token)
         .await
         .assert_refused(401, Some("invalid_token"));
-    let auth503 = StepUp::builder()
-        .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys.clone()))
-        .realm("bank")
-        .unavailable_keys_as_503()
-        .build()
-        .unwrap();
+    let auth503 = auth_503(&keys);
     past_cooldown().await;
     let a = call(&app(&auth503), "/balance", &token).await;
     assert_eq!(a.status, 503, "{}", a.text);
@@ -375,6 +374,16 @@ async fn multiple_remote_issuers_each_with_own_keys() {
     let _ = VerifyError::UnknownIssuer;
 }
 
+/// As `auth_for`, answering 503 when the keys cannot be had.
+fn auth_503(keys: &RemoteJwks) -> StepUp {
+    StepUp::builder()
+        .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys.clone()))
+        .realm("bank")
+        .unavailable_keys_as_503()
+        .build()
+        .unwrap()
+}
+
 fn auth_cached(keys: RemoteJwks) -> StepUp {
     StepUp::builder()
         .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys))
@@ -406,9 +415,7 @@ async fn until_status(app: &Router, token: &str, want: u16, limit: Duration) -> 
 #[tokio::test]
 async fn emptied_set_revokes_cached_tokens_too_and_republished_keys_pass_again() {
     let key_a = jwk(es_key(), Algorithm::ES256, "a");
-    let server = JwksServer::start(vec![key_a.clone()]).await;
-    let keys = fast(&server).build().unwrap();
-    keys.load().await.unwrap();
+    let (server, keys) = loaded(vec![key_a.clone()]).await;
     let auth = auth_cached(keys.clone());
     let app = app(&auth);
     let token = token_for(ISS, es_key(), Algorithm::ES256, "a");
@@ -436,12 +443,7 @@ async fn emptied_set_revokes_cached_tokens_too_and_republished_keys_pass_again()
     a.assert_refused(401, Some("invalid_token"));
     assert_eq!(auth.token_cache_metrics().hits, hits, "the cached copy was not used");
     // `unavailable_keys_as_503` turns "no keys" into 503, as documented.
-    let auth503 = StepUp::builder()
-        .issuer(Issuer::access_tokens(ISS).audience(AUD).key_source(keys.clone()))
-        .realm("bank")
-        .unavailable_keys_as_503()
-        .build()
-        .unwrap();
+    let auth503 = auth_503(&keys);
     assert_eq!(
         call(&crate::support::app(&auth503), "/balance", &token).await.status,
         503
@@ -498,9 +500,7 @@ async fn a_set_of_only_unusable_keys_revokes_like_an_empty_one() {
 async fn reused_kid_with_new_material_is_picked_up_and_the_old_material_refused() {
     let old = es_key();
     let new = stranger_p256();
-    let server = JwksServer::start(vec![jwk(old, Algorithm::ES256, "k1")]).await;
-    let keys = fast(&server).build().unwrap();
-    keys.load().await.unwrap();
+    let (server, keys) = loaded(vec![jwk(old, Algorithm::ES256, "k1")]).await;
     let auth = auth_cached(keys.clone());
     let app = app(&auth);
     let old_token = token_for(ISS, old, Algorithm::ES256, "k1");
@@ -544,9 +544,7 @@ async fn reused_kid_with_new_material_is_picked_up_and_the_old_material_refused(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_of_bad_signatures_on_a_known_kid_costs_one_fetch_per_cooldown() {
-    let server = JwksServer::start(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
-    let keys = fast(&server).build().unwrap();
-    keys.load().await.unwrap();
+    let (server, keys) = loaded(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
     let app = app(&auth_for(ISS, keys.clone()));
     let attacker = stranger_p256();
     let forged = token_for(ISS, &attacker, Algorithm::ES256, "k1");
@@ -577,9 +575,7 @@ async fn flood_of_bad_signatures_on_a_known_kid_costs_one_fetch_per_cooldown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_published_during_a_flood_of_made_up_kids_passes_within_one_cooldown() {
-    let server = JwksServer::start(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
-    let keys = fast(&server).build().unwrap();
-    keys.load().await.unwrap();
+    let (server, keys) = loaded(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
     let app = app(&auth_for(ISS, keys.clone()));
     past_cooldown().await;
     // The flood: made-up kids, one request every 10 ms, for 4 s.
