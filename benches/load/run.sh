@@ -33,6 +33,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../../tests/lib.sh
+. "$ROOT/tests/lib.sh"
 
 DURATION=${DURATION:-8}
 REPS=${REPS:-3}
@@ -111,27 +113,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-stop_pid() {
+# stop_tracked PID: stops it (tests/lib.sh) and forgets it.
+stop_tracked() {
     local p=$1 q=() x
-    kill "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
+    stop_pid "$p"
     for x in "${PIDS[@]}"; do [ "$x" = "$p" ] || q+=("$x"); done
     PIDS=("${q[@]}")
 }
 
 # wait_for FILE PATTERN PID: until FILE has a line matching PATTERN (30 s).
 wait_for() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        if ! kill -0 "$3" 2>/dev/null; then
-            cat "$1" >&2 || true
-            die "process $3 exited before printing '$2'"
-        fi
-        sleep 0.1
-    done
+    wait_log "$1" "$2" 30 "$3" && return 0
     cat "$1" >&2 || true
-    die "timed out waiting for '$2' in $1"
+    die "process $3 exited or timed out before printing '$2'"
 }
 
 # start_demo NAME [VAR=VALUE...]: sets DEMO_PID, DEMO_URL (where it listens), DEMO_ISSUER.
@@ -338,7 +332,7 @@ for c in $CONNS; do
 done
 for entry in "${SERVERS[@]}"; do
     IFS='|' read -r server cache pid url tag <<<"$entry"
-    [ "$pid" = "$P_PID" ] || stop_pid "$pid"
+    [ "$pid" = "$P_PID" ] || stop_tracked "$pid"
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +377,7 @@ jwks_phase() {
             wrk -t1 -c"$STORM_CONNS" -d"${d}s" -s "$LUA" "$R_URL" | grep '^WRK_RESULT') || die "storm client failed"
     fi
     wait "$valid_pid" || die "valid client failed"
-    stop_pid "$valid_pid"
+    stop_tracked "$valid_pid"
     k1=$(cpu_ticks "$R_PID") t1=$(date +%s%N) m1=$(machine_ticks) w1=$(children_ticks)
     valid=$(cat "$WORK/jwks-valid.out")
     f1=$(count_log 'JWKS fetched|JWKS fetch failed') l1=$(count_log 'JWKS fetch')
@@ -411,7 +405,7 @@ jwks_phase "with a burst storm" burst
 jwks_phase "with a sustained storm" sustained
 J_HWM=$(status_kb "$R_PID" VmHWM)
 R_LOG_LINES=$(wc -l <"$R_LOG")
-stop_pid "$R_PID"
+stop_tracked "$R_PID"
 
 T_END=$(date +%s)
 

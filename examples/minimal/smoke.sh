@@ -5,6 +5,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=../../tests/lib.sh
+. tests/lib.sh
 passed=0
 failed=0
 check() {
@@ -24,15 +26,12 @@ else
   check "crates/stepup-tower/README.md shows examples/minimal/src/main.rs" different same
 fi
 cargo build --locked -q -p minimal
-bin="$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/minimal"
+bin="$(target_dir)/debug/minimal"
 out="$(mktemp)"
 ADDR=127.0.0.1:0 "$bin" >"$out" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$out"' EXIT
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$out" && break
-  sleep 0.1
-done
+trap 'stop_pid $pid; rm -f "$out"' EXIT
+wait_log "$out" "^listening on" 10 "$pid" || true
 url="$(sed -n 's/^listening on //p' "$out")"
 [ -n "$url" ] || { echo "FAIL  minimal did not start:"; cat "$out"; exit 1; }
 check "GET / is open" "$(curl -s -o /dev/null -w '%{http_code}' "$url/")" 200

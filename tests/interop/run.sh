@@ -21,6 +21,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=../lib.sh
+. "$ROOT/tests/lib.sh"
 STARTUP_TIMEOUT="${INTEROP_STARTUP_TIMEOUT:-60}"
 PHASE_TIMEOUT="${INTEROP_PHASE_TIMEOUT:-120}"
 
@@ -39,20 +41,6 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/stepup-interop.XXXXXX")"
 PROVIDER_PID=""
 DEMO_PID=""
 STATUS=1
-
-stop_pid() {
-  local pid="$1"
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   stop_pid "$DEMO_PID"
