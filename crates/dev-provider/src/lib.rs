@@ -244,6 +244,8 @@ struct Inner {
     mac: hmac::Key,
     /// `scheme://host[:port]` of the issuer, for the `Origin` check.
     origin: String,
+    /// Origins of the registered redirect URIs, for the pages' `form-action`.
+    form_origins: Vec<String>,
     cookie_path: String,
     secure: bool,
     store: Mutex<Store>,
@@ -326,6 +328,7 @@ impl Provider {
             inner: Arc::new(Inner {
                 jwks: json!({ "keys": [jwk] }),
                 secure: origin.starts_with("https://"),
+                form_origins: form_origins(&config),
                 cookie_path: path,
                 origin,
                 config,
@@ -390,6 +393,9 @@ impl Provider {
 
     /// The provider's routes, relative to the issuer: mount them at the issuer's path.
     pub fn router(&self) -> Router {
+        // Browsers apply `form-action` to the redirect after a form POST too (login, second
+        // factor, cancel, logout): the registered clients' origins must be allowed.
+        let csp = pages::csp(&self.inner.form_origins);
         Router::new()
             .route("/.well-known/openid-configuration", get(token::discovery))
             .route("/jwks", get(token::jwks))
@@ -400,6 +406,18 @@ impl Provider {
             .route("/logout", get(logout::logout).post(logout::logout_confirmed))
             .route("/token", post(token::token))
             .with_state(self.clone())
+            .layer(axum::middleware::map_response(
+                move |mut res: axum::response::Response| {
+                    let csp = csp.clone();
+                    async move {
+                        if res.headers().contains_key(axum::http::header::CONTENT_SECURITY_POLICY) {
+                            res.headers_mut()
+                                .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+                        }
+                        res
+                    }
+                },
+            ))
     }
 
     fn now(&self) -> i64 {
@@ -459,4 +477,17 @@ fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, ProviderError> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| ProviderError("key file is not PEM".into()))
+}
+
+/// The distinct origins of every registered redirect and post-logout redirect URI.
+fn form_origins(config: &ProviderConfig) -> Vec<String> {
+    let mut origins: Vec<String> = config
+        .clients
+        .iter()
+        .flat_map(|c| c.redirect_uris.iter().chain(&c.post_logout_redirect_uris))
+        .map(|u| split_url(u).0)
+        .collect();
+    origins.sort();
+    origins.dedup();
+    origins
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use totp_rs::Totp;
 
 use crate::store::{Factor, Grant, PRE_LOGIN_COOKIE, Pending, SESSION_COOKIE, Session, bound};
-use crate::web::{constant_time_eq, cookie, oauth_error_redirect, redirect, with_cookie, with_params};
+use crate::web::{constant_time_eq, cookie, oauth_error_redirect, redirect, secret_eq, with_cookie, with_params};
 use crate::{MFA_ACR, PASSWORD_ACR, Provider, pages};
 
 /// How long an authorization code stays usable, seconds.
@@ -244,13 +244,13 @@ pub(crate) async fn login_submit(State(p): State<Provider>, headers: HeaderMap, 
     };
     let now = p.now();
     // A locked-out user is not even checked: no password oracle while waiting.
-    if let Some(wait) = p.locked_for(&f.username, now) {
+    if let Some(wait) = p.locked_for(&f.username, Factor::Password, now) {
         p.end_pending(&pending, now);
         return locked_page(wait);
     }
     let user = p.inner.users.get(&f.username);
     let expected = user.map_or("\u{0}never a password", |u| u.password.as_str());
-    let ok = constant_time_eq(expected, &f.password) && user.is_some();
+    let ok = secret_eq(expected, &f.password) && user.is_some();
     if !ok {
         tracing::info!(target: "dev_provider", "login refused: wrong username or password");
         if let Some(wait) = p.failed(Some(&f.username), Factor::Password, &pending, now) {
@@ -312,7 +312,7 @@ pub(crate) async fn mfa_submit(State(p): State<Provider>, headers: HeaderMap, Fo
         return pages::error(StatusCode::BAD_REQUEST, "Unknown user.");
     };
     let now = p.now();
-    if let Some(wait) = p.locked_for(&session.user, now) {
+    if let Some(wait) = p.locked_for(&session.user, Factor::Code, now) {
         p.end_pending(&pending, now);
         return locked_page(wait);
     }

@@ -31,12 +31,25 @@ fn hint(p: &Provider, token: &str) -> Option<(String, String)> {
     v.set_issuer(&[p.issuer()]);
     v.set_required_spec_claims(&["iss", "sub", "aud"]);
     let data = jsonwebtoken::decode::<Value>(token, &p.inner.decoding, &v).ok()?;
+    // An ID token (typ JWT or none), not an access token (at+jwt), which travels further.
+    if data
+        .header
+        .typ
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
+    {
+        return None;
+    }
     let sub = data.claims.get("sub")?.as_str()?.to_string();
     let aud = match data.claims.get("aud")? {
         Value::String(a) => a.clone(),
         Value::Array(a) => a.first()?.as_str()?.to_string(),
         _ => return None,
     };
+    // Issued to a registered client.
+    if !p.inner.config.clients.iter().any(|c| c.client_id == aud) {
+        return None;
+    }
     Some((sub, aud))
 }
 
@@ -84,7 +97,12 @@ fn logged_out(p: &Provider, sid: Option<&str>, target: Option<String>) -> Respon
 /// OpenID Connect RP-Initiated Logout 1.0: with an `id_token_hint` of this browser's user the
 /// session ends at once; otherwise the user confirms on a page (a form bound to the session).
 pub(crate) async fn logout(State(p): State<Provider>, headers: HeaderMap, Query(q): Query<LogoutParams>) -> Response {
-    let hinted = q.id_token_hint.as_deref().and_then(|t| hint(&p, t));
+    // RP-Initiated Logout 1.0 §2: with both, client_id must be the hint's audience.
+    let hinted = q
+        .id_token_hint
+        .as_deref()
+        .and_then(|t| hint(&p, t))
+        .filter(|(_, aud)| q.client_id.as_deref().is_none_or(|c| c == aud));
     if q.id_token_hint.is_some() && hinted.is_none() {
         tracing::info!(target: "dev_provider", "logout: id_token_hint refused");
     }

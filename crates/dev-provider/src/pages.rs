@@ -39,12 +39,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
+    // Replaced by the router with the registered clients' origins (see `csp`).
+    h.insert(header::CONTENT_SECURITY_POLICY, csp(&[]));
     res
 }
 
@@ -149,4 +145,22 @@ pub(crate) fn logout_confirm(
         state = hidden("state", state),
     );
     page(StatusCode::OK, "Sign out", &body)
+}
+
+/// The pages' Content-Security-Policy: nothing but inline styles, forms posting here or
+/// redirecting to a registered client's origin, never framed.
+pub(crate) fn csp(form_origins: &[String]) -> HeaderValue {
+    let extra: String = form_origins
+        .iter()
+        .filter(|o| o.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b','))
+        .map(|o| format!(" {o}"))
+        .collect();
+    HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{extra}; frame-ancestors 'none'"
+    ))
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )
+    })
 }

@@ -77,7 +77,10 @@ struct Throttle {
     password: u32,
     code: u32,
     lockouts: u32,
-    locked_until: i64,
+    /// Each factor has its own lock: wrong passwords (which anyone can send) never block the
+    /// second factor of a user who is already signed in.
+    password_locked_until: i64,
+    code_locked_until: i64,
 }
 
 /// Which factor was checked.
@@ -99,24 +102,35 @@ pub(crate) struct Store {
     request_failures: HashMap<String, (u32, i64)>,
     /// Pending logins that were used, cancelled or ended by failures: id → expiry.
     ended: HashMap<String, i64>,
+    /// When expired entries were last dropped (at most once a second: the scans are O(n)
+    /// under the one lock, and anonymous requests reach them).
+    last_prune: i64,
 }
 
-/// Keeps a table under [`MAX_ENTRIES`]: drops expired entries, then the ones expiring first.
+/// Keeps a table under [`MAX_ENTRIES`]: drops expired entries, then the tenth expiring first,
+/// so that a full table costs one scan per tenth of its size, not one per insert.
 pub(crate) fn bound<V>(map: &mut HashMap<String, V>, now: i64, expiry: impl Fn(&V) -> i64) {
     if map.len() < MAX_ENTRIES {
         return;
     }
     map.retain(|_, v| expiry(v) > now);
-    while map.len() >= MAX_ENTRIES {
-        let Some(first) = map.iter().min_by_key(|(_, v)| expiry(v)).map(|(k, _)| k.clone()) else {
-            return;
-        };
-        map.remove(&first);
+    if map.len() < MAX_ENTRIES {
+        return;
     }
+    let mut expiries: Vec<i64> = map.values().map(&expiry).collect();
+    let tenth = MAX_ENTRIES / 10;
+    expiries.select_nth_unstable(tenth);
+    let cut = expiries.get(tenth).copied().unwrap_or(i64::MAX);
+    map.retain(|_, v| expiry(v) > cut);
 }
 
 impl Store {
+    /// Drops expired codes and pending-login records, at most once a second.
     pub(crate) fn prune(&mut self, now: i64) {
+        if now <= self.last_prune {
+            return;
+        }
+        self.last_prune = now;
         self.codes.retain(|_, g| g.expires > now);
         self.request_failures.retain(|_, (_, exp)| *exp > now);
         self.ended.retain(|_, exp| *exp > now);
@@ -208,10 +222,14 @@ impl Provider {
         sid
     }
 
-    /// Seconds `user` must still wait, if locked out.
-    pub(crate) fn locked_for(&self, user: &str, now: i64) -> Option<i64> {
+    /// Seconds `user` must still wait before `factor` is checked again, if locked out.
+    pub(crate) fn locked_for(&self, user: &str, factor: Factor, now: i64) -> Option<i64> {
         let t = self.store().throttle.get(user).copied()?;
-        (t.locked_until > now).then_some(t.locked_until - now)
+        let until = match factor {
+            Factor::Password => t.password_locked_until,
+            Factor::Code => t.code_locked_until,
+        };
+        (until > now).then_some(until - now)
     }
 
     /// Counts a failed password or code. Returns the wait in seconds when this failure ended
@@ -233,7 +251,10 @@ impl Provider {
                 let backoff = BASE_BACKOFF
                     .saturating_mul(1i64 << t.lockouts.saturating_sub(1).min(10))
                     .min(MAX_BACKOFF);
-                t.locked_until = now + backoff;
+                match factor {
+                    Factor::Password => t.password_locked_until = now + backoff,
+                    Factor::Code => t.code_locked_until = now + backoff,
+                }
                 wait = Some(backoff);
                 tracing::info!(target: "dev_provider", user, backoff_s = backoff, "too many failures: user locked out");
             }
@@ -262,7 +283,8 @@ impl Provider {
                 Factor::Password => t.password = 0,
                 Factor::Code => t.code = 0,
             }
-            if t.password == 0 && t.code == 0 && t.locked_until <= self.now() {
+            let now = self.now();
+            if t.password == 0 && t.code == 0 && t.password_locked_until <= now && t.code_locked_until <= now {
                 store.throttle.remove(user);
             }
         }

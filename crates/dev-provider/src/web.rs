@@ -80,3 +80,11 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
+
+/// Equality of two secrets that leaks neither their content nor their lengths: their SHA-256
+/// digests are compared in constant time.
+pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
+    let da = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, a.as_bytes());
+    let db = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b.as_bytes());
+    aws_lc_rs::constant_time::verify_slices_are_equal(da.as_ref(), db.as_ref()).is_ok()
+}

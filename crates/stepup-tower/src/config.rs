@@ -119,13 +119,22 @@ impl StepUp {
             Ok(keys) => keys,
             Err(e) => return Err(VerifyError::KeysUnavailable(e)),
         };
-        // Same material under that kid: the signature is simply bad; do not verify it again.
+        // Same material under that kid: the token is simply bad; do not verify it again.
         if let Some(failed) = &failed {
             let unchanged = keys
                 .keys()
                 .any(|k| k.kid() == kid.as_deref() && k.same_material(failed));
             if unchanged {
-                return Err(VerifyError::BadSignature);
+                let alg_ok = self
+                    .inner
+                    .verifier
+                    .header_alg(token)
+                    .is_some_and(|alg| failed.permits(alg));
+                return Err(if alg_ok {
+                    VerifyError::BadSignature
+                } else {
+                    VerifyError::KeyAlgorithmMismatch
+                });
             }
         }
         match self.inner.verifier.verify(token, self.now(), Some(keys), false) {

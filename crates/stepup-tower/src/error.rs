@@ -36,6 +36,13 @@ pub enum ConfigError {
     },
     /// `client_id_claim` with an empty name.
     EmptyClientClaim(String),
+    /// `client_id_claim` naming a claim that never names the client (`sub`, `aud`, `nonce`, …).
+    UnfitClientClaim {
+        /// The issuer.
+        issuer: String,
+        /// The claim.
+        claim: String,
+    },
     /// A relaxed `typ` and no client claim: nothing would tell access tokens from ID tokens.
     /// Name the provider's client claim with
     /// [`Issuer::client_id_claim`](crate::Issuer::client_id_claim).
@@ -66,6 +73,12 @@ impl fmt::Display for ConfigError {
                 "issuer {issuer:?}: omits_claims takes sub, iat, jti or client_id, not {claim:?} (iss, exp and aud are always required)"
             ),
             Self::EmptyClientClaim(i) => write!(f, "issuer {i:?}: client_id_claim needs a claim name"),
+            Self::UnfitClientClaim { issuer, claim } => {
+                write!(
+                    f,
+                    "issuer {issuer:?}: {claim:?} never names the client; client_id_claim takes e.g. azp or cid"
+                )
+            }
             Self::IndistinctTokenTypes(i) => write!(
                 f,
                 "issuer {i:?} accepts a relaxed typ and omits client_id: then nothing tells its access tokens from its ID tokens; name the provider's client claim with client_id_claim (e.g. \"azp\") instead"

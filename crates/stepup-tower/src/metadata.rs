@@ -55,7 +55,8 @@ impl ResourceMetadata {
     /// otherwise.
     pub fn new(resource: impl Into<String>) -> Self {
         Self {
-            resource: resource.into().trim_end_matches('/').to_string(),
+            // RFC 9728 §3.3: the document's `resource` is the identifier, verbatim.
+            resource: resource.into(),
             authorization_servers: Vec::new(),
             scopes_supported: Vec::new(),
             bearer_methods_supported: vec!["header".into()],
@@ -150,8 +151,9 @@ impl ResourceMetadata {
     }
 }
 
-/// `scheme://authority` and the path (without a trailing slash) of a URL.
+/// `scheme://authority` and the path (without a trailing slash, query or fragment) of a URL.
 fn split(url: &str) -> (&str, &str) {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     match url.get(after_scheme..).and_then(|rest| rest.find('/')) {
         Some(i) => {

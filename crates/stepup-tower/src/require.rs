@@ -933,8 +933,8 @@ mod tests {
             ),
             (
                 "nested values",
-                json!({"cnf": {"jkt": "abc"}}),
-                Requirement::new().claim("cnf", |v| v.and_then(|c| c.get("jkt")).is_some()),
+                json!({"org": {"tier": "gold"}}),
+                Requirement::new().claim("org", |v| v.and_then(|c| c.get("tier")).is_some()),
                 Ok(()),
             ),
             (

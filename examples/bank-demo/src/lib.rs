@@ -295,7 +295,16 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
     origins.extend(config.cors_origins.iter().map(|o| o.trim_end_matches('/').to_string()));
     let origins = origins
         .iter()
-        .map(|o| HeaderValue::from_str(o).map_err(|_| format!("BANK_CORS_ORIGINS: {o:?} is not an origin")))
+        .map(|o| {
+            // scheme://host[:port], nothing else: no `*`, no path, no `null`.
+            let is_origin = o.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', '*', ' '])
+            });
+            is_origin
+                .then(|| HeaderValue::from_str(o).ok())
+                .flatten()
+                .ok_or_else(|| format!("BANK_CORS_ORIGINS: {o:?} is not an origin (scheme://host[:port])"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))

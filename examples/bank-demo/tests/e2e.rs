@@ -1151,3 +1151,82 @@ async fn unknown_paths_are_404_and_the_favicon_is_served() {
         assert_eq!(res.status().as_u16(), status, "{path}");
     }
 }
+
+/// `BANK_CORS_ORIGINS` takes origins only: `*`, paths and `null` are refused at start.
+#[tokio::test]
+async fn cors_origins_must_be_origins() {
+    for bad in ["*", "https://spa.example/app", "null", "spa.example"] {
+        let err = bank_demo::build(
+            &Config {
+                cors_origins: vec![bad.into()],
+                ..config()
+            },
+            "http://127.0.0.1:9",
+        )
+        .await
+        .expect_err(bad)
+        .to_string();
+        assert!(err.contains("BANK_CORS_ORIGINS"), "{bad}: {err}");
+    }
+}
+
+/// Wrong passwords (which anyone can send) lock the password, not the second factor of a user
+/// who is already signed in.
+#[tokio::test]
+async fn a_password_lockout_does_not_block_the_signed_in_users_second_factor() {
+    let (demo, clock) = start_with_clock(config()).await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    alice.clock = Some(clock.clone());
+    alice.authorize(&[]).await;
+    // Someone else locks alice's password out.
+    let mut mallory = User::new(&demo, "alice", "guess");
+    let loc = User::location(&mallory.get(&mallory.authorize_url(&[])).await);
+    let req = query(&loc)["req"].clone();
+    for _ in 0..5 {
+        mallory
+            .post_form(
+                &format!("{}/idp/login", demo.base),
+                &[("req", &req), ("username", "alice"), ("password", "guess")],
+            )
+            .await;
+    }
+    // Alice's step-up still works.
+    let (_, pages) = alice.authorize(&[("acr_values", MFA_ACR.to_string())]).await;
+    assert_eq!(pages, ["mfa"]);
+}
+
+/// The provider's pages allow their forms to redirect to the registered clients' origins only.
+#[tokio::test]
+async fn provider_pages_csp_names_the_client_origins() {
+    let demo = start().await;
+    let user = User::new(&demo, "alice", "alice-demo-pw");
+    let loc = User::location(&user.get(&user.authorize_url(&[])).await);
+    let res = user.get(&loc).await;
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains(&format!("form-action 'self' {};", demo.base)), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+/// Only an ID token we issued to a registered client, matching `client_id` when both are
+/// given, ends the session without asking: an access token as the hint asks first.
+#[tokio::test]
+async fn logout_hint_must_be_an_id_token_of_the_client() {
+    let demo = start().await;
+    let mut alice = User::new(&demo, "alice", "alice-demo-pw");
+    let (tokens, _) = alice.authorize(&[]).await;
+    let end_session = format!("{}/idp/logout", demo.base);
+    for (what, hint, client) in [
+        ("an access token", tokens["access_token"].as_str().unwrap(), "bank-spa"),
+        ("another client_id", tokens["id_token"].as_str().unwrap(), "other-spa"),
+    ] {
+        let res = alice
+            .get(&format!("{end_session}?id_token_hint={hint}&client_id={client}"))
+            .await;
+        assert_eq!(res.status(), 200, "{what}");
+        assert!(
+            res.text().await.unwrap().contains("logout-confirm"),
+            "{what}: asks first"
+        );
+        assert!(alice.has_cookie("dev_idp_session"), "{what}: still signed in");
+    }
+}

@@ -316,6 +316,14 @@ impl KeySet {
         self.all.iter().map(AsRef::as_ref)
     }
 
+    /// The one key under `kid` (none when absent or ambiguous), whatever its algorithm.
+    pub(crate) fn by_kid(&self, kid: &str) -> Option<&Arc<Key>> {
+        match self.by_kid.get(kid) {
+            Some(KidEntry::One(k)) => Some(k),
+            _ => None,
+        }
+    }
+
     /// Whether the set holds this `kid` (ambiguous kids included).
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)

@@ -114,6 +114,19 @@ fn access_token_type(claims: &Map<String, Value>, rules: &IssuerRules, typ_stric
     if matches!(claims.get("typ"), Some(Value::String(t)) if t.eq_ignore_ascii_case("id")) {
         return Err(id_token);
     }
+    // With a relaxed typ and `azp` as the client claim, an ID token (which may carry `azp`
+    // too, OIDC Core §2) is the one that names its client as its audience.
+    if !typ_strict
+        && rules.client_claim == "azp"
+        && let Some(Value::String(azp)) = claims.get("azp")
+        && match claims.get("aud") {
+            Some(Value::String(a)) => a == azp,
+            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(azp.as_str())),
+            _ => false,
+        }
+    {
+        return Err(id_token);
+    }
     if rules.rfc9068_required.contains(&"client_id") && !claims.contains_key(rules.client_claim.as_str()) {
         return Err(if typ_strict {
             VerifyError::MissingClaim("client_id")
@@ -121,6 +134,21 @@ fn access_token_type(claims: &Map<String, Value>, rules: &IssuerRules, typ_stric
             VerifyError::WrongType {
                 expected: wrong_type::NO_CLIENT,
             }
+        });
+    }
+    Ok(())
+}
+
+/// Claims only access tokens carry (RFC 9068 §2.2, Okta's `cid`, RFC 8693 `scope`/`scp`), or
+/// Keycloak's payload `"typ": "Bearer"`: an ID token has none of them.
+fn id_token_type(claims: &Map<String, Value>) -> Result<(), VerifyError> {
+    let access = ["client_id", "cid", "scope", "scp"]
+        .iter()
+        .any(|c| claims.contains_key(*c))
+        || matches!(claims.get("typ"), Some(Value::String(t)) if !t.eq_ignore_ascii_case("id"));
+    if access {
+        return Err(VerifyError::WrongType {
+            expected: wrong_type::ACCESS_CLAIMS,
         });
     }
     Ok(())
@@ -134,8 +162,14 @@ pub(crate) fn validate(
     leeway: i64,
     typ_strict: bool,
 ) -> Result<AuthContext, VerifyError> {
-    if rules.profile == TokenProfile::AccessToken {
-        access_token_type(claims, rules, typ_strict)?;
+    match rules.profile {
+        TokenProfile::AccessToken => access_token_type(claims, rules, typ_strict)?,
+        TokenProfile::IdToken { .. } => id_token_type(claims)?,
+    }
+    // A sender-constrained token (RFC 9449 §6, RFC 8705 §3) is worthless without its proof:
+    // presented as a bearer token, it may have been stolen.
+    if claims.contains_key("cnf") {
+        return Err(VerifyError::SenderConstrained);
     }
     let iss = opt_string(claims, "iss")?.ok_or(VerifyError::MissingClaim("iss"))?;
     // RFC 7519 §4.1.4: exp is required here; the token must not be used at or after it.
@@ -186,8 +220,9 @@ pub(crate) fn validate(
         }
     }
     if let TokenProfile::IdToken { client_id: ours } = &rules.profile {
-        // OIDC Core §3.1.3.7 (3): reject audiences we do not trust.
-        if !aud.iter().all(|a| rules.audiences.iter().any(|ours| ours == a)) {
+        // OIDC Core §3.1.3.7 (3): aud contains our client id; audiences we do not trust are
+        // refused.
+        if !aud.iter().any(|a| a == ours) || !aud.iter().all(|a| rules.audiences.iter().any(|t| t == a)) {
             return Err(VerifyError::WrongAudience);
         }
         // (4)/(5): several audiences need azp; when present, azp is our client id.

@@ -240,6 +240,24 @@ pub(crate) struct IssuerRules {
     pub(crate) rfc9068_required: Vec<&'static str>,
 }
 
+/// Claims that never name the OAuth client, so cannot stand in for `client_id`.
+const NOT_A_CLIENT: [&str; 14] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "auth_time",
+    "acr",
+    "amr",
+];
+
 /// RFC 9068 §2.2 claims an operator may declare absent from a provider's access tokens.
 const OMITTABLE: [&str; 4] = ["sub", "iat", "jti", "client_id"];
 
@@ -306,6 +324,12 @@ pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, ConfigError> {
     }
     if issuer.client_claim.as_deref().is_some_and(str::is_empty) {
         return Err(ConfigError::EmptyClientClaim(name()));
+    }
+    if let Some(claim) = issuer.client_claim.as_deref().filter(|c| NOT_A_CLIENT.contains(c)) {
+        return Err(ConfigError::UnfitClientClaim {
+            issuer: name(),
+            claim: claim.to_string(),
+        });
     }
     let omits = |c: &str| issuer.omitted.iter().any(|o| o == c);
     if relaxed && omits("client_id") {

@@ -47,7 +47,7 @@ pub use cache::TokenCacheMetrics;
 pub use claims::AuthContext;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, TokenProfile};
 
-use crate::keys::{Key, KeyError, KeySet, LookupError};
+use crate::keys::{Key, KeyError, KeyKind, KeySet, LookupError};
 use issuer::IssuerRules;
 
 /// Default bound on the `Authorization` header and on a token, in bytes. Generous for a JWT
@@ -143,6 +143,9 @@ pub enum VerifyError {
     KeysUnavailable(KeyError),
     /// The signature does not verify.
     BadSignature,
+    /// The token is sender-constrained (`cnf`, RFC 9449 / RFC 8705) and was presented without
+    /// its proof of possession.
+    SenderConstrained,
 }
 
 impl VerifyError {
@@ -173,6 +176,7 @@ impl VerifyError {
             Self::KeyAlgorithmMismatch => "signing key does not match the algorithm",
             Self::KeysUnavailable(_) => "signing keys unavailable",
             Self::BadSignature => "invalid signature",
+            Self::SenderConstrained => "a sender-constrained token (cnf) is not accepted as a bearer token",
         }
     }
 }
@@ -246,6 +250,8 @@ pub(crate) mod wrong_type {
     pub(crate) const ID_CLAIMS: &str = "wrong token type: an ID token is not an access token";
     /// Relaxed `typ` and no client claim.
     pub(crate) const NO_CLIENT: &str = "wrong token type: an access token names its client (client_id)";
+    /// Claims only access tokens carry, in an ID token.
+    pub(crate) const ACCESS_CLAIMS: &str = "wrong token type: an access token is not an ID token";
     /// A logout token offered as an ID token.
     pub(crate) const LOGOUT: &str = "wrong token type: a logout token is not a bearer credential";
 }
@@ -643,9 +649,16 @@ impl Verifier {
                     failed: None,
                 });
             }
-            // The provider may have put new material under a known kid: ask once.
-            Err(VerifyError::BadSignature) if may_refresh && jws.kid().is_some() => {
-                let failed = set.find_shared(jws.kid(), jws.alg).ok().cloned();
+            // The provider may have put new material (or a key of another type) under a known
+            // kid: ask once.
+            // (HMAC secrets are configured, never fetched.)
+            Err(e @ (VerifyError::BadSignature | VerifyError::KeyAlgorithmMismatch))
+                if may_refresh && jws.kid().is_some() && !KeyKind::Hmac.supports(jws.alg) =>
+            {
+                let failed = match e {
+                    VerifyError::BadSignature => set.find_shared(jws.kid(), jws.alg).ok().cloned(),
+                    _ => jws.kid().and_then(|k| set.by_kid(k)).cloned(),
+                };
                 return Err(Step::NeedsKeys {
                     issuer: index,
                     kid: jws.kid().map(str::to_string),
@@ -693,6 +706,13 @@ impl Verifier {
                 }
             }
         }
+    }
+
+    /// The `alg` of a token's header (already parsed once; cheap).
+    pub(crate) fn header_alg(&self, token: &str) -> Option<Algorithm> {
+        parse_jws(token, self.max_token_len, self.max_header_len)
+            .ok()
+            .map(|j| j.alg)
     }
 
     pub(crate) fn issuer(&self, index: usize) -> Option<&IssuerRules> {

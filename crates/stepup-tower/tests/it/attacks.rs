@@ -480,7 +480,7 @@ async fn duplicate_members_are_refused_at_every_depth() {
         assert_eq!(refusal(&auth, &t).await, VerifyError::DuplicateMember, "{h}");
     }
     // The same shapes without the duplicate pass.
-    let ok = format!(r#"{{"cnf":{{"jkt":"a"}},"groups":[{{"id":1}},{{"id":1}}],{body}"#);
+    let ok = format!(r#"{{"org":{{"tier":"a"}},"groups":[{{"id":1}},{{"id":1}}],{body}"#);
     let t = sign_raw(
         r#"{"alg":"ES256","typ":"at+jwt","kid":"p256a","jwk":{"kty":"EC"}}"#,
         &ok,

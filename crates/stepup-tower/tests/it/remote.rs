@@ -660,3 +660,25 @@ fn builder_refuses_each_looping_setting_with_its_own_error() {
             .is_ok()
     );
 }
+
+/// A kid reused for a key of another type (EC → Ed25519): the first token of the new key
+/// refetches like a bad signature would, and passes.
+#[tokio::test]
+async fn reused_kid_with_a_key_of_another_type_is_picked_up() {
+    let (server, keys) = loaded(vec![jwk(es_key(), Algorithm::ES256, "k1")]).await;
+    let app = app(&auth_for(ISS, keys.clone()));
+    let ed = EncodingKey::from_ed_pem(include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ed1.pem"
+    )))
+    .unwrap();
+    server.set_keys(vec![jwk(&ed, Algorithm::EdDSA, "k1")]);
+    past_cooldown().await;
+    let a = call(&app, "/balance", &token_for(ISS, &ed, Algorithm::EdDSA, "k1")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(keys.metrics().forced_refetches, 1);
+    // A token of the old type under that kid is now a key/algorithm mismatch.
+    call(&app, "/balance", &token_for(ISS, es_key(), Algorithm::ES256, "k1"))
+        .await
+        .assert_refused(401, Some("invalid_token"));
+}

@@ -285,3 +285,81 @@ async fn escape_hatch_cannot_silently_remove_the_separation() {
     // Strict typ: omitting client_id is allowed (the header settles the type).
     assert!(build(|i| i.omits_claims(["client_id"])).is_ok());
 }
+
+/// The reverse: an ID-token issuer never takes any provider's access token, and an ID token
+/// must name our client in `aud` (OIDC Core §3.1.3.7 (3)).
+#[tokio::test]
+async fn id_token_issuers_refuse_every_providers_access_tokens() {
+    let id_auth = StepUp::builder()
+        .issuer(Issuer::id_tokens(ISS, SPA).audience(AUD).static_keys(issuer_keys()))
+        .realm("bank")
+        .build()
+        .unwrap();
+    for shape in shapes() {
+        let token = sign(Some("JWT"), &shape.access);
+        let err = id_auth.verify(&token).await.unwrap_err();
+        assert!(
+            matches!(err, VerifyError::WrongType { .. }),
+            "{}: {err:?}",
+            shape.provider
+        );
+    }
+    // An ID token issued to another client, even one we trust as an audience.
+    let now = now();
+    let other = json!({"iss": ISS, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 60});
+    assert_eq!(
+        id_auth.verify(&sign(Some("JWT"), &other)).await.unwrap_err(),
+        VerifyError::WrongAudience
+    );
+}
+
+/// With a relaxed typ and `azp` as the client claim, an ID token that carries `azp` but no
+/// `nonce`/`at_hash` still names its client as its audience, and is refused for it.
+#[tokio::test]
+async fn azp_as_client_claim_refuses_tokens_whose_audience_is_their_client() {
+    let auth = auth(|i| i.also_accept_typ("JWT").client_id_claim("azp"));
+    let now = now();
+    let id_like = json!({
+        "iss": ISS, "aud": [SPA, AUD], "azp": SPA, "sub": "alice", "jti": "x",
+        "iat": now, "exp": now + 60,
+    });
+    let err = auth.verify(&sign(Some("JWT"), &id_like)).await.unwrap_err();
+    assert!(matches!(err, VerifyError::WrongType { .. }), "{err:?}");
+    // Claims that never name a client cannot stand in for client_id.
+    for claim in ["sub", "aud", "nonce", "jti"] {
+        let err = StepUp::builder()
+            .issuer(
+                Issuer::access_tokens(ISS)
+                    .audience(AUD)
+                    .static_keys(issuer_keys())
+                    .client_id_claim(claim),
+            )
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, stepup_tower::ConfigError::UnfitClientClaim { .. }),
+            "{claim}: {err:?}"
+        );
+    }
+}
+
+/// A sender-constrained token (RFC 9449 `cnf.jkt`, RFC 8705 `cnf.x5t#S256`) presented as a
+/// bearer token is refused: it may have been stolen.
+#[tokio::test]
+async fn sender_constrained_tokens_are_not_bearer_tokens() {
+    let strict = auth(|i| i);
+    for cnf in [
+        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+    ] {
+        let mut c = pwd_claims();
+        c["cnf"] = cnf;
+        assert_eq!(
+            strict.verify(&mint(&c)).await.unwrap_err(),
+            VerifyError::SenderConstrained
+        );
+        call(&app(&strict), "/balance", &mint(&c))
+            .await
+            .assert_refused(401, Some("invalid_token"));
+    }
+}
