@@ -277,14 +277,23 @@ impl Run {
         self.hand_over(&keys, balance_after, old_token);
     }
 
-    async fn phase_rotation(&mut self) {
+    /// What both restart phases start with: the demo still up, the hand-over of the phase
+    /// before, the restarted provider's endpoints and keys.
+    async fn after_provider_restart(
+        &mut self,
+    ) -> Option<(Result<Handover, String>, Endpoints, Result<Vec<PublicKey>, String>)> {
         let health = self.healthz().await;
         self.check("demo still up (GET /healthz)", health);
         let saved = Handover::load(&self.args.state);
-        let Some(endpoints) = self.rediscover().await else {
+        let endpoints = self.rediscover().await?;
+        let keys = self.oidc.jwks_keys(&endpoints).await;
+        Some((saved, endpoints, keys))
+    }
+
+    async fn phase_rotation(&mut self) {
+        let Some((saved, endpoints, keys)) = self.after_provider_restart().await else {
             return;
         };
-        let keys = self.oidc.jwks_keys(&endpoints).await;
         let outcome = match (&saved, &keys) {
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
             (Ok(saved), Ok(new)) if saved.keys.is_empty() => Err(format!("no old kids saved; new: {:?}", kids(new))),
@@ -304,13 +313,9 @@ impl Run {
     }
 
     async fn phase_reuse(&mut self) {
-        let health = self.healthz().await;
-        self.check("demo still up (GET /healthz)", health);
-        let saved = Handover::load(&self.args.state);
-        let Some(endpoints) = self.rediscover().await else {
+        let Some((saved, endpoints, keys)) = self.after_provider_restart().await else {
             return;
         };
-        let keys = self.oidc.jwks_keys(&endpoints).await;
         let outcome = match (&saved, &keys) {
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
             (Ok(saved), Ok(new)) => same_kids_new_material(&saved.keys, new),
