@@ -3,7 +3,9 @@
 // transfer, see what the step-up asks and cancel it in the SPA; continue to the provider and
 // cancel there; then continue, get asked for the second factor only, type a wrong code, then
 // the right one, and see the transfer done; log out at the provider and come back logged out;
-// log in again with the password (no silent single sign-on) and see the balance.
+// log in again with the password (no silent single sign-on), start two transfers together and
+// see one step-up send both, once each. The SPA's step-up client is the stepup-fetch package
+// (clients/stepup-fetch), served by the demo.
 //
 //   node tests/browser/browser.mjs http://127.0.0.1:8080
 //
@@ -11,7 +13,7 @@
 // Screenshots go to target/browser-screenshots/NN-step.png.
 
 import { createHmac } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,6 +25,11 @@ const ALICE = { username: 'alice', password: 'alice-demo-pw', totpSecret: 'JBSWY
 const MFA_ACR = 'http://schemas.openid.net/pape/policies/2007/06/multi-factor';
 const PAYEE = 'DE89370400440532013000';
 const AMOUNT = '25.00';
+// The two transfers started together.
+const PAYEE_2 = 'GB82WEST12345698765432';
+const PAIR = [[PAYEE, '10.00'], [PAYEE_2, '5.00']];
+// Where stepup-fetch keeps the requests that wait for a step-up (clients/stepup-fetch/src/index.js).
+const PENDING_KEY = 'stepup-fetch.pending';
 
 const WAIT_MS = 15_000; // any single wait
 const NAV_MS = 20_000; // any navigation
@@ -82,6 +89,16 @@ function hotp(key, counter, digits = 6) {
 
 const totpStep = (unixSeconds) => Math.floor(unixSeconds / 30);
 const totp = (secretBase32, unixSeconds = Date.now() / 1000) => hotp(base32Decode(secretBase32), totpStep(unixSeconds));
+
+// The provider takes each time step's code once (RFC 6238 §5.2) and one step of skew: a second
+// code within the same 30 s is the next step's.
+let lastTotpStep = -1;
+async function freshTotp(secretBase32) {
+  let step = Math.max(totpStep(Date.now() / 1000), lastTotpStep + 1);
+  while (step > totpStep(Date.now() / 1000) + 1) await new Promise((r) => setTimeout(r, 500));
+  lastTotpStep = step;
+  return hotp(base32Decode(secretBase32), step);
+}
 
 /** A 6-digit code that is none of the codes of the steps around now. */
 function wrongCode(secretBase32) {
@@ -192,6 +209,53 @@ function must(ok) {
   if (!ok) throw new Abort('stopping: the steps after this one depend on it');
 }
 
+/** What stepup-fetch keeps in sessionStorage: `{raw, entries}` (raw 'null' when nothing waits). */
+async function readPending(page) {
+  const raw = String(await page.evaluate((k) => sessionStorage.getItem(k), PENDING_KEY));
+  let entries = null;
+  try {
+    entries = JSON.parse(raw);
+  } catch {
+    entries = null;
+  }
+  return { raw, entries };
+}
+
+/** Two transfers started together → one step-up offer, one authorization request, both sent once. */
+async function twoTransfersOneStepUp(page, seen) {
+  const firstPost = seen.transfers.length;
+  const authorizeBefore = seen.authorize.length;
+  const offersBefore = seen.console.filter((l) => l.includes('step-up challenge')).length;
+  for (const [to, amount] of PAIR) await submitTransfer(page, to, amount);
+  const offered = await waitVisible(page, '#stepup-continue');
+  const [bothOk, both] = await waitText(page, '#stepup-transfer', '2 transfers wait');
+  must(check('two transfers started together get one step-up offer naming both', offered && bothOk && PAIR.every(([to, a]) => (both ?? '').includes(to) && (both ?? '').includes(a)), `#stepup-transfer is ${show(both)}`));
+  const pending = await readPending(page);
+  check('both wait in sessionStorage, each with its own Idempotency-Key', pending.entries?.length === 2 && new Set(pending.entries.map((e) => e.idempotencyKey)).size === 2, show(pending.raw));
+  check('both were refused with 401 before the step-up', seen.transfers.slice(firstPost).length === 2 && seen.transfers.slice(firstPost).every((t) => t.status === 401), show(seen.transfers.slice(firstPost)));
+  await screenshot(page, 'two-transfers-one-offer');
+  must(check('"Continue" leads to the second-factor page once for both', await continueToMfa(page), `at ${page.url()}`));
+  await page.fill('#code', await freshTotp(ALICE.totpSecret), { timeout: WAIT_MS });
+  await page.click('#mfa-submit', { timeout: WAIT_MS });
+  const [doneOk, done] = await waitText(page, '#message', 'Transfers done', NAV_MS);
+  check('after the second factor, #message says both transfers are done', doneOk && PAIR.every(([to, a]) => (done ?? '').includes(to) && (done ?? '').includes(a)), `#message is ${show(done)} at ${page.url()}`);
+  const [balOk, bal] = await waitText(page, '#balance', '960.00');
+  check('#balance shows 960.00 (975.00 - 10.00 - 5.00)', balOk, `#balance is ${show(bal)}`);
+  const [histOk, hist] = await waitText(page, '#history', PAYEE_2);
+  check('#history lists both', histOk && (hist ?? '').includes('10.00 EUR') && (hist ?? '').includes('5.00 EUR'), show(hist));
+  await page.waitForTimeout(300);
+  const round = seen.transfers.slice(firstPost);
+  const keys = [...new Set(round.map((t) => t.key))];
+  check(
+    'the bank saw each transfer twice with one Idempotency-Key: refused (401), then done (201), never more',
+    round.length === 4 && keys.length === 2 && keys.every((k) => round.filter((t) => t.key === k).map((t) => t.status).join() === '401,201'),
+    show(round),
+  );
+  check('one step-up: one authorization request and one challenge handled', seen.authorize.length === authorizeBefore + 1 && seen.console.filter((l) => l.includes('step-up challenge')).length === offersBefore + 1, show(seen.authorize.slice(authorizeBefore)));
+  check('nothing waits in sessionStorage afterwards', (await readPending(page)).raw === 'null');
+  await screenshot(page, 'two-transfers-done');
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scenario
 
@@ -227,6 +291,11 @@ async function scenario(page, seen) {
   check('#balance shows 1000.00', balOk, `#balance is ${show(bal)}`);
   const account = await textOf(page, '#account');
   check('#account shows an IBAN', /^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$/.test((account ?? '').trim()), `#account is ${show(account)}`);
+  const served = await page.evaluate(async () => (await fetch('/stepup-fetch/index.js', { cache: 'no-store' })).text());
+  check(
+    'the SPA runs the stepup-fetch package as published: /stepup-fetch/index.js is clients/stepup-fetch/src/index.js byte for byte',
+    served === readFileSync(path.join(ROOT, 'clients', 'stepup-fetch', 'src', 'index.js'), 'utf8'),
+  );
   const cleaned = new URL(page.url());
   check('the code and state are removed from the address bar', cleaned.pathname === '/' && cleaned.search === '', `URL is ${page.url()}`);
   check('#login-button is hidden and #logout-button shown once signed in', !(await page.isVisible('#login-button')) && (await page.isVisible('#logout-button')));
@@ -266,6 +335,20 @@ async function scenario(page, seen) {
     summary?.scheme === 'Bearer' && summary?.error === 'insufficient_user_authentication' && summary?.acr_values?.includes(MFA_ACR) && summary?.max_age === 300,
     show(logged ?? null),
   );
+  const pending = await readPending(page);
+  const sessionToken = await page.evaluate(() => JSON.parse(sessionStorage.getItem('bank-demo.session') ?? 'null')?.accessToken ?? null);
+  const entry = pending.entries?.[0];
+  check(
+    'the waiting transfer is in sessionStorage before any step-up: POST /api/transfers, its body and the Idempotency-Key of the 401',
+    pending.entries?.length === 1 && entry.method === 'POST' && new URL(entry.url).pathname === '/api/transfers' &&
+      JSON.parse(entry.body ?? '{}').to === PAYEE && JSON.parse(entry.body ?? '{}').amount === AMOUNT &&
+      entry.idempotencyKey === seen.transfers[0]?.key && entry.stepUp?.maxAge === 300,
+    show(pending.raw),
+  );
+  check(
+    '... without any token or Authorization header',
+    typeof sessionToken === 'string' && !pending.raw.includes(sessionToken) && !/authorization/i.test(pending.raw),
+  );
   await page.waitForTimeout(1000);
   check('the SPA does not leave for the provider by itself', isClean(page.url()) && seen.authorize.length === 1, page.url());
   await screenshot(page, 'step-up-offer');
@@ -273,6 +356,7 @@ async function scenario(page, seen) {
   const [spaCancelOk, spaCancelMsg] = await waitText(page, '#message', 'was not sent');
   check('"Cancel" in the SPA says the transfer was not sent', spaCancelOk && (spaCancelMsg ?? '').includes(PAYEE), `#message is ${show(spaCancelMsg)}`);
   check('after "Cancel" the offer is gone and nothing more was sent', !(await page.isVisible('#stepup-panel')) && seen.transfers.length === 1 && isClean(page.url()), show(seen.transfers));
+  check('after "Cancel" nothing waits in sessionStorage', (await readPending(page)).raw === 'null');
 
   // 6. Continue to the provider, and cancel the second factor there.
   must(check('a second try gets the step-up offer again', await sendUntilStepUpOffer(page)));
@@ -315,7 +399,7 @@ async function scenario(page, seen) {
   check('the wrong code answer is HTTP 401 and the form is shown again', wrongResponse?.status() === 401 && (await page.locator('#mfa-form').count()) === 1, `status ${wrongResponse?.status()}`);
   await screenshot(page, 'wrong-code');
 
-  await page.fill('#code', totp(ALICE.totpSecret), { timeout: WAIT_MS });
+  await page.fill('#code', await freshTotp(ALICE.totpSecret), { timeout: WAIT_MS });
   await page.click('#mfa-submit', { timeout: WAIT_MS });
   const [doneOk, message] = await waitText(page, '#message', 'Transfer done', NAV_MS);
   check('after the second factor, #message says "Transfer done"', doneOk, `#message is ${show(message)} at ${page.url()}`);
@@ -331,6 +415,7 @@ async function scenario(page, seen) {
     show(round),
   );
   check('the SPA URL is clean after the step-up', isClean(page.url()), page.url());
+  check('nothing waits in sessionStorage once the transfer was replayed', (await readPending(page)).raw === 'null');
   await screenshot(page, 'transfer-done');
 
   const token = await page.evaluate(() => {
@@ -385,6 +470,10 @@ async function scenario(page, seen) {
   check('#balance shows 975.00 again', bal3Ok, `#balance is ${show(bal3)}`);
   await screenshot(page, 'signed-in-again');
 
+  // 9b. Two transfers started together (the second while the first waits): one step-up for
+  //     both, then each lands once.
+  await twoTransfersOneStepUp(page, seen);
+
   // 10. A logout answer that was not started here is ignored, with a note.
   await page.goto(`${BASE}/?state=forged`, { waitUntil: 'load', timeout: NAV_MS });
   const [forgedOk, forged] = await waitText(page, '#message', 'state mismatch');
@@ -416,8 +505,8 @@ async function scenario(page, seen) {
   await page.fill('#password', ALICE.password, { timeout: WAIT_MS });
   await page.click('#login-submit', { timeout: WAIT_MS });
   const [user3Ok] = await waitText(page, '#user', ALICE.username, NAV_MS);
-  const [bal4Ok, bal4] = await waitText(page, '#balance', '975.00');
-  check('logged in after it, #balance shows 975.00', user3Ok && bal4Ok, `#balance is ${show(bal4)}`);
+  const [bal4Ok, bal4] = await waitText(page, '#balance', '960.00');
+  check('logged in after it, #balance shows 960.00', user3Ok && bal4Ok, `#balance is ${show(bal4)}`);
   await screenshot(page, 'signed-in-after-fallback');
 
   // 12. Hygiene: no access token in any URL or console line, the ID token only as the logout's

@@ -11,10 +11,14 @@
 //   token and in the access tokens;
 // - four public clients (PKCE S256, no client authentication), one per access-token alg;
 // - a non-interactive login for tests: GET /interaction/:uid completes the login with the first
-//   supported `acr_values` entry (default loa1) and grants consent, answering 303.
+//   supported `acr_values` entry (default loa1) and grants consent, answering 303;
+// - with --spa-redirect URL, a fifth public client `interop-spa` for a browser SPA (the bank
+//   demo's SPA on oidc-client-ts, tests/interop/spa/), whose redirect and post-logout redirect
+//   URI is URL; the RP-Initiated Logout confirmation page is a plain form (the default one
+//   loads a web font from the internet).
 //
-// Usage: node provider.mjs [--port N] [--generation G] [--fixed-kids]
-//        (or PROVIDER_PORT, KEY_GENERATION, FIXED_KIDS=1)
+// Usage: node provider.mjs [--port N] [--generation G] [--fixed-kids] [--spa-redirect URL]
+//        (or PROVIDER_PORT, KEY_GENERATION, FIXED_KIDS=1, SPA_REDIRECT_URI)
 
 import * as crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -42,8 +46,15 @@ const { values: args } = parseArgs({
     port: { type: 'string', default: process.env.PROVIDER_PORT ?? '' },
     generation: { type: 'string', default: process.env.KEY_GENERATION ?? '1' },
     'fixed-kids': { type: 'boolean', default: process.env.FIXED_KIDS === '1' },
+    'spa-redirect': { type: 'string', default: process.env.SPA_REDIRECT_URI ?? '' },
   },
 });
+export const SPA_CLIENT = 'interop-spa';
+const spaRedirect = args['spa-redirect'];
+if (spaRedirect && !/^http:\/\/127\.0\.0\.1:[0-9]+\/[^\s?#]*$/.test(spaRedirect)) {
+  console.error('provider: --spa-redirect must be an http://127.0.0.1:PORT/ URL');
+  process.exit(2);
+}
 const port = Number.parseInt(args.port, 10);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   console.error('provider: give --port N (or PROVIDER_PORT)');
@@ -104,7 +115,15 @@ const configuration = {
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
     id_token_signed_response_alg: alg,
-  })),
+  })).concat(spaRedirect ? [{
+    client_id: SPA_CLIENT,
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [spaRedirect],
+    post_logout_redirect_uris: [spaRedirect],
+    id_token_signed_response_alg: 'RS256',
+  }] : []),
   jwks: { keys },
   acrValues: ACR_VALUES,
   claims: { openid: ['sub', 'acr', 'amr', 'auth_time'] },
@@ -124,6 +143,19 @@ const configuration = {
   },
   features: {
     devInteractions: { enabled: false },
+    rpInitiatedLogout: {
+      enabled: true,
+      // RP-Initiated Logout 1.0 §2: the end-user confirms; a plain page, nothing fetched.
+      logoutSource: (ctx, form) => {
+        ctx.body = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>Logout</title></head><body>
+          <h1>Sign out?</h1>${form}
+          <button id="logout-yes" type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+          <button id="logout-no" type="submit" form="op.logoutForm">No, stay signed in</button></body></html>`;
+      },
+      postLogoutSuccessSource: (ctx) => {
+        ctx.body = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signed out</title></head><body><h1>Signed out</h1></body></html>';
+      },
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,

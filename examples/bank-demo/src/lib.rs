@@ -278,8 +278,32 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
             get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/app.mjs")) }),
         )
         .route(
-            "/stepup.mjs",
-            get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/stepup.mjs")) }),
+            "/bank.mjs",
+            get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/bank.mjs")) }),
+        )
+        .route(
+            "/login.mjs",
+            get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/login.mjs")) }),
+        )
+        // The SPA's step-up client: the npm package stepup-fetch, served from its sources (plain
+        // ESM, no build step), so the demo runs exactly what is published.
+        .route(
+            "/stepup-fetch/index.js",
+            get(|| async {
+                web(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../../clients/stepup-fetch/src/index.js"),
+                )
+            }),
+        )
+        .route(
+            "/stepup-fetch/oidc.js",
+            get(|| async {
+                web(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../../clients/stepup-fetch/src/oidc.js"),
+                )
+            }),
         )
         .route(
             "/style.css",
@@ -314,7 +338,10 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
             header::CONTENT_TYPE,
             header::HeaderName::from_static("idempotency-key"),
         ])
-        .expose_headers([header::WWW_AUTHENTICATE])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
         .max_age(Duration::from_secs(600));
     Ok(Bank {
         router: router.layer(cors),

@@ -1,34 +1,25 @@
-// The demo bank's single-page app: OpenID Connect login (code + PKCE), RP-Initiated Logout,
-// the bank API, and the RFC 9470 step-up loop for transfers. Tokens live in sessionStorage
-// only and never in logs; the one token that ever goes in a URL is the ID token, as the
-// id_token_hint of the logout request (OpenID Connect RP-Initiated Logout 1.0 §2).
+// The demo bank's single-page app: login and logout (login.mjs), the bank API through the
+// stepup-fetch package (clients/stepup-fetch, served at /stepup-fetch/), and the step-up offer.
+//
+// Every API call goes through `apiFetch`: it sends the access token, and when the bank answers
+// a transfer with the RFC 9470 challenge it calls `reauthenticate` below once for every
+// transfer challenged meanwhile. That shows what the bank asks for and waits: "Cancel" rejects
+// (nothing is sent), "Continue" leaves for the provider. Each waiting transfer is kept in
+// sessionStorage by stepup-fetch (never with a token) and replayed once, with its
+// Idempotency-Key, when the provider sends the browser back (`resumeAllPending`).
+//
+// Tokens live in sessionStorage only (login.mjs) and never in logs.
 
+import { StepUpError, createStepUpFetch, discardPending, resumeAllPending } from './stepup-fetch/index.js';
 import {
-  bearerChallenge,
-  buildAuthorizeUrl,
-  buildLogoutUrl,
   challengeSummary,
   checkTransfer,
-  decodeJwtPayload,
   describeStepUp,
   describeTransfer,
   fieldErrorText,
-  isStepUp,
   loginErrorMessage,
-  pkceChallenge,
-  randomString,
-  savePending,
-  takePending,
-  tokenRequestBody,
-} from './stepup.mjs';
-
-const SESSION_KEY = 'bank-demo.session'; // {accessToken, idToken, sub, expiresAt}
-const AUTH_KEY = 'bank-demo.auth'; // {state, nonce, verifier, createdAt, stepUp}
-const LOGOUT_KEY = 'bank-demo.logout'; // {state, createdAt}: a logout at the provider under way
-// Set by "Log out" when the provider has no end_session_endpoint (or could not be reached):
-// its single sign-on outlives the bank's logout, so the next login asks for the password.
-const FORCE_LOGIN_KEY = 'bank-demo.force-login';
-const AUTH_REQUEST_MAX_AGE_MS = 10 * 60 * 1000;
+} from './bank.mjs';
+import { createLogin } from './login.mjs';
 
 const $ = (id) => {
   const el = document.getElementById(id);
@@ -65,14 +56,18 @@ const ui = {
 
 /** A fetch that never reached the server (offline, DNS, refused, CORS). */
 class NetworkError extends Error {}
+/** "Cancel" on the step-up offer. */
+class StepUpCancelled extends Error {}
 
-let config = null;
-let discovery = null;
+const STORAGE = sessionStorage;
+let login = null;
+let apiFetch = null;
+// Transfers handed to the bank and not answered yet, by Idempotency-Key.
+const inFlight = new Map();
 // The last transfer whose outcome is unknown (network failure): sending the same one again
 // reuses its Idempotency-Key, so the bank executes it at most once.
 let uncertain = null;
-// A transfer the bank answered with a step-up challenge, waiting for "Continue" or "Cancel":
-// {transfer, challenge}.
+// The step-up offer on screen: {stepUp, resolve, reject}.
 let offer = null;
 
 // ---------------------------------------------------------------------------------------------
@@ -85,28 +80,6 @@ function say(text, kind = 'info') {
 }
 
 const capitalize = (t) => (t ? t[0].toUpperCase() + t.slice(1) : t);
-
-function readSession() {
-  try {
-    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null');
-    if (s && typeof s.accessToken === 'string' && typeof s.expiresAt === 'number') return s;
-  } catch {
-    /* unreadable: treated as logged out */
-  }
-  return null;
-}
-
-function clearSession() {
-  sessionStorage.removeItem(SESSION_KEY);
-}
-
-function readJson(key) {
-  try {
-    return JSON.parse(sessionStorage.getItem(key) ?? 'null');
-  } catch {
-    return null;
-  }
-}
 
 function renderSignedIn(session) {
   const signedIn = Boolean(session);
@@ -163,244 +136,128 @@ function renderHistory(transfers) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Configuration and discovery
-
-async function getJson(url, what) {
-  let res;
-  try {
-    res = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
-  } catch {
-    throw new NetworkError(`could not reach ${what}`);
-  }
-  if (!res.ok) throw new Error(`${what} answered HTTP ${res.status}`);
-  try {
-    return await res.json();
-  } catch {
-    throw new Error(`${what} did not answer JSON`);
-  }
-}
+// Configuration
 
 async function loadConfig() {
-  if (!config) config = await getJson('/config.json', 'the bank (configuration)');
-  return config;
-}
-
-async function loadDiscovery() {
-  if (discovery) return discovery;
-  const issuer = config.issuer.replace(/\/+$/, '');
-  const d = await getJson(`${issuer}/.well-known/openid-configuration`, 'the login provider');
-  // OpenID Connect Discovery §4.3: the issuer in the document must be the one asked for.
-  if (d.issuer !== config.issuer) throw new Error('the login provider names another issuer');
-  if (typeof d.authorization_endpoint !== 'string' || typeof d.token_endpoint !== 'string') {
-    throw new Error('the login provider document lacks its endpoints');
-  }
-  discovery = d;
-  return d;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Login: authorization code + PKCE
-
-async function startLogin({ acrValues = null, maxAge = null, stepUp = false } = {}) {
-  await loadConfig();
-  await loadDiscovery();
-  const state = randomString();
-  const nonce = randomString();
-  const verifier = randomString();
-  const codeChallenge = await pkceChallenge(verifier);
-  // After a "Log out" that could not end the provider's session (no end_session_endpoint), the
-  // first login asks for the password again (OIDC Core prompt=login).
-  const prompt = !stepUp && sessionStorage.getItem(FORCE_LOGIN_KEY) ? 'login' : null;
-  sessionStorage.setItem(AUTH_KEY, JSON.stringify({ state, nonce, verifier, stepUp, createdAt: Date.now() }));
-  window.location.assign(buildAuthorizeUrl(discovery, config, { state, nonce, codeChallenge, acrValues, maxAge, prompt }));
-}
-
-/**
- * Completes a login if the URL is the provider's answer. Returns `{done: false}` when it is
- * not, `{done: true, ok, stepUp, message}` otherwise; `message` says why a login failed, and
- * the caller shows it (with the fate of a pending transfer).
- */
-async function handleCallback(pending) {
-  const params = new URLSearchParams(window.location.search);
-  if (!params.has('code') && !params.has('error')) return { done: false };
-  // Out of the address bar and the history at once: the code is single-use anyway.
-  window.history.replaceState(null, '', window.location.pathname + window.location.hash);
-
-  const started = readJson(AUTH_KEY);
-  sessionStorage.removeItem(AUTH_KEY);
-  const stepUp = Boolean(started?.stepUp);
-  const notSent = pending ? ` ${capitalize(describeTransfer(pending))} was not sent.` : '';
-  const failed = (message) => ({ done: true, ok: false, stepUp, message });
-  if (!started || typeof started.state !== 'string' || params.get('state') !== started.state) {
-    return failed(`This login answer does not belong to a login started here (state mismatch), so it was ignored.${notSent} Please log in again.`);
-  }
-  if (typeof started.createdAt !== 'number' || Date.now() - started.createdAt > AUTH_REQUEST_MAX_AGE_MS) {
-    return failed(`This login took too long and has expired.${notSent} Please log in again.`);
-  }
-  if (params.has('error')) {
-    return failed(loginErrorMessage(params.get('error'), params.get('error_description'), { stepUp, transfer: pending }));
-  }
-
-  await loadDiscovery();
   let res;
   try {
-    res = await fetch(discovery.token_endpoint, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-      body: tokenRequestBody(config, { code: params.get('code'), codeVerifier: started.verifier }),
-      cache: 'no-store',
-    });
+    res = await fetch('/config.json', { headers: { Accept: 'application/json' }, cache: 'no-store' });
   } catch {
-    throw new NetworkError('could not reach the login provider to finish the login');
+    throw new NetworkError('could not reach the bank (configuration)');
   }
-  let body = null;
-  try {
-    body = await res.json();
-  } catch {
-    body = null;
-  }
-  if (!res.ok || !body) {
-    const why = body?.error_description || body?.error || `HTTP ${res.status}`;
-    return failed(`Login failed: the provider refused the code (${why}).${notSent} Please log in again.`);
-  }
-  if (typeof body.access_token !== 'string' || String(body.token_type).toLowerCase() !== 'bearer') {
-    return failed(`Login failed: the provider sent no usable access token.${notSent}`);
-  }
-  // The ID token comes straight from the token endpoint (OIDC Core §3.1.3.7, TLS-validated in
-  // production); its nonce binds it to this login.
-  const idClaims = decodeJwtPayload(body.id_token);
-  if (!idClaims || idClaims.nonce !== started.nonce) {
-    return failed(`Login failed: the ID token does not match this login (nonce).${notSent} Please log in again.`);
-  }
-  const expiresIn = Number.isFinite(body.expires_in) && body.expires_in > 0 ? body.expires_in : 300;
-  const session = {
-    accessToken: body.access_token,
-    // The ID token of the last token response: the id_token_hint of "Log out".
-    idToken: body.id_token,
-    sub: idClaims.sub ?? decodeJwtPayload(body.access_token)?.sub ?? null,
-    expiresAt: Date.now() + expiresIn * 1000,
-  };
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
-  sessionStorage.removeItem(FORCE_LOGIN_KEY);
-  return { done: true, ok: true, stepUp, message: null };
+  if (!res.ok) throw new Error(`the bank (configuration) answered HTTP ${res.status}`);
+  return res.json();
 }
 
 // ---------------------------------------------------------------------------------------------
-// Logout: OpenID Connect RP-Initiated Logout 1.0
+// The step-up: stepup-fetch's `reauthenticate`
 
-/**
- * Handles the provider's answer to a logout: the redirect URI with `state` and neither `code`
- * nor `error`. Returns whether the URL was one.
- */
-function handleLogoutReturn() {
-  const params = new URLSearchParams(window.location.search);
-  if (!params.has('state') || params.has('code') || params.has('error')) return false;
-  window.history.replaceState(null, '', window.location.pathname + window.location.hash);
-  const started = readJson(LOGOUT_KEY);
-  sessionStorage.removeItem(LOGOUT_KEY);
-  const matches =
-    started &&
-    typeof started.state === 'string' &&
-    params.get('state') === started.state &&
-    typeof started.createdAt === 'number' &&
-    Date.now() - started.createdAt <= AUTH_REQUEST_MAX_AGE_MS;
-  if (matches) {
-    say('You are logged out.', 'ok');
-  } else {
-    say('A logout answer that was not started here (state mismatch) was ignored.', 'error');
+function describeWaiting() {
+  const waiting = [...inFlight.values()];
+  if (waiting.length === 0) return 'Continue to sign in at the login provider, or cancel.';
+  if (waiting.length === 1) {
+    return `${capitalize(describeTransfer(waiting[0]))} waits for it and has not been sent. Continue to sign in at the login provider, or cancel the transfer.`;
   }
-  return true;
+  return `${waiting.length} transfers wait for it and have not been sent: ${waiting.map(describeTransfer).join('; ')}. Continue to sign in at the login provider once for all of them, or cancel them.`;
 }
 
-async function onLogout() {
-  ui.logout.disabled = true;
-  const idToken = readSession()?.idToken ?? null;
-  clearSession();
-  sessionStorage.removeItem(AUTH_KEY);
-  sessionStorage.removeItem(LOGOUT_KEY);
-  takePending(sessionStorage);
-  uncertain = null;
-  renderSignedIn(null);
-  let url = null;
-  let reached = true;
-  try {
-    await loadConfig();
-    await loadDiscovery();
-    const state = randomString();
-    url = buildLogoutUrl(discovery, config, { idToken, state });
-    if (url) sessionStorage.setItem(LOGOUT_KEY, JSON.stringify({ state, createdAt: Date.now() }));
-  } catch {
-    reached = false;
-  } finally {
-    ui.logout.disabled = false;
+/** Shows what the bank asks; resolves on "Continue", rejects with StepUpCancelled on "Cancel". */
+function offerStepUp(stepUp) {
+  return new Promise((resolve, reject) => {
+    offer = { stepUp, resolve, reject };
+    ui.stepUpAsk.textContent = `The bank asks for a stronger sign-in: ${describeStepUp(stepUp)}.`;
+    ui.stepUpTransfer.textContent = describeWaiting();
+    ui.stepUpPanel.hidden = false;
+    ui.stepUpContinue.disabled = false;
+    ui.stepUpCancel.disabled = false;
+    say(inFlight.size > 1 ? 'These transfers need a stronger sign-in; they have not been sent yet.' : 'This transfer needs a stronger sign-in; it has not been sent yet.');
+    ui.stepUpContinue.focus();
+  });
+}
+
+function hideStepUp() {
+  offer = null;
+  ui.stepUpPanel.hidden = true;
+  ui.stepUpAsk.textContent = '';
+  ui.stepUpTransfer.textContent = '';
+}
+
+async function reauthenticate(stepUp) {
+  // What the bank asks, for whoever looks at the console: the challenge, never a token.
+  console.info(`bank-demo: step-up challenge ${JSON.stringify(challengeSummary(stepUp))}`);
+  for (;;) {
+    await offerStepUp(stepUp);
+    ui.stepUpContinue.disabled = true;
+    ui.stepUpCancel.disabled = true;
+    say('Taking you to the login provider for the stronger sign-in…');
+    try {
+      // Leaves the page; stepup-fetch has already written the waiting transfers to storage.
+      return await login.stepUp(stepUp);
+    } catch (e) {
+      // Back from the provider with the back button (back/forward cache): offer it again.
+      if (e instanceof StepUpError && e.reason === 'redirect_returned') continue;
+      hideStepUp();
+      throw e;
+    }
   }
-  if (url) {
-    // The provider ends its session and sends the browser back with the state.
-    sessionStorage.removeItem(FORCE_LOGIN_KEY);
-    say('Logging you out at the login provider…');
-    window.location.assign(url);
-    return;
-  }
-  // No end_session_endpoint: the provider's session outlives this logout.
-  sessionStorage.setItem(FORCE_LOGIN_KEY, '1');
-  say(reached
-    ? 'You are logged out of the bank. The login provider offers no logout, so your next login asks for your password again.'
-    : 'You are logged out of the bank. The login provider could not be reached, so your next login asks for your password again.');
+}
+
+function onStepUpContinue() {
+  offer?.resolve();
+}
+
+function onStepUpCancel() {
+  const o = offer;
+  if (!o) return;
+  hideStepUp();
+  o.reject(new StepUpCancelled('cancelled'));
 }
 
 // ---------------------------------------------------------------------------------------------
 // The bank API
 
 async function api(path, { method = 'GET', body = undefined, headers = {} } = {}) {
-  const session = readSession();
-  if (!session) return { res: null, body: null, expired: true };
-  if (Date.now() >= session.expiresAt) return { res: null, body: null, expired: true };
+  if (!login.getAccessToken()) return { res: null, body: null, expired: true };
   let res;
   try {
-    res = await fetch(path, {
-      method,
-      headers: { Accept: 'application/json', Authorization: `Bearer ${session.accessToken}`, ...headers },
-      body,
-      cache: 'no-store',
-    });
-  } catch {
-    throw new NetworkError(`could not reach the bank`);
+    res = await apiFetch(path, { method, headers: { Accept: 'application/json', ...headers }, body, cache: 'no-store' });
+  } catch (e) {
+    // fetch's own failure is a TypeError; the step-up's failures pass through.
+    if (e instanceof TypeError) throw new NetworkError('could not reach the bank');
+    throw e;
   }
-  let json = null;
-  if ((res.headers.get('content-type') ?? '').includes('json')) {
-    try {
-      json = await res.json();
-    } catch {
-      json = null;
-    }
-  }
-  return { res, body: json, expired: false };
+  return { res, body: await jsonOf(res), expired: false };
 }
 
-function challengeOf(res) {
+async function jsonOf(res) {
+  if (!(res.headers.get('content-type') ?? '').includes('json')) return null;
   try {
-    return bearerChallenge(res.headers.get('www-authenticate'));
+    return await res.json();
   } catch {
-    return null; // a malformed challenge is handled like none
+    return null;
   }
 }
 
 function sessionEnded(text) {
-  clearSession();
+  login.clear();
   renderSignedIn(null);
   say(text, 'error');
   ui.login.focus();
 }
 
+function challengeText(res) {
+  const m = /error_description="([^"]*)"/.exec(res.headers.get('www-authenticate') ?? '');
+  return m ? m[1] : null;
+}
+
 function describeRefusal(res, body, action) {
-  const c = challengeOf(res);
+  const detail = body?.error_description || challengeText(res);
   if (res.status === 403) {
-    const scopes = c?.scope?.length ? ` (missing permission: ${c.scope.join(', ')})` : '';
-    const detail = body?.error_description || c?.errorDescription;
+    const m = /scope="([^"]*)"/.exec(res.headers.get('www-authenticate') ?? '');
+    const scopes = m ? ` (missing permission: ${m[1].split(' ').join(', ')})` : '';
     return `You are not allowed to ${action}${scopes}.${detail ? ` The bank says: ${detail}.` : ''}`;
   }
-  const detail = body?.error_description || c?.errorDescription || `HTTP ${res.status}`;
-  return `The bank could not ${action}: ${detail}.`;
+  return `The bank could not ${action}: ${detail || `HTTP ${res.status}`}.`;
 }
 
 /** Loads balance and history. Returns false when the session turned out to be over. */
@@ -414,6 +271,10 @@ async function refresh() {
       say('Network problem: the bank could not be reached, so your balance may be out of date. Reload to try again.', 'error');
       return true;
     }
+    if (e instanceof StepUpCancelled || e instanceof StepUpError) {
+      say(`Your balance could not be shown: ${e instanceof StepUpCancelled ? 'the stronger sign-in was cancelled' : e.message}.`, 'error');
+      return true;
+    }
     throw e;
   }
   for (const r of [balance, history]) {
@@ -422,9 +283,8 @@ async function refresh() {
       return false;
     }
     if (r.res.status === 401) {
-      const c = challengeOf(r.res);
-      const why = c?.errorDescription ? ` (${c.errorDescription})` : '';
-      sessionEnded(`Your session is no longer valid${why}. Please log in again.`);
+      const why = challengeText(r.res);
+      sessionEnded(`Your session is no longer valid${why ? ` (${why})` : ''}. Please log in again.`);
       return false;
     }
   }
@@ -464,56 +324,22 @@ function markField(field, text = '') {
   input.focus();
 }
 
+/** Puts a transfer back in the form (for a correction or a retry) unless another is typed. */
 function fillForm(transfer) {
+  if (ui.to.value.trim() || ui.amount.value.trim()) return;
   ui.to.value = transfer.to;
   ui.amount.value = transfer.amount;
 }
 
-function showStepUp(transfer, challenge) {
-  offer = { transfer, challenge };
-  ui.stepUpAsk.textContent = `The bank asks for a stronger sign-in: ${describeStepUp(challenge)}.`;
-  ui.stepUpTransfer.textContent = `${capitalize(describeTransfer(transfer))} waits for it and has not been sent. Continue to sign in at the login provider, or cancel the transfer.`;
-  ui.stepUpPanel.hidden = false;
-  ui.send.disabled = true;
-  ui.stepUpContinue.disabled = false;
-  ui.stepUpCancel.disabled = false;
-  ui.stepUpContinue.focus();
-}
-
-function hideStepUp() {
-  offer = null;
-  ui.stepUpPanel.hidden = true;
-  ui.stepUpAsk.textContent = '';
-  ui.stepUpTransfer.textContent = '';
-  ui.send.disabled = false;
-}
-
-async function onStepUpContinue() {
-  if (!offer) return;
-  const { transfer, challenge } = offer;
-  ui.stepUpContinue.disabled = true;
-  ui.stepUpCancel.disabled = true;
-  savePending(sessionStorage, transfer);
-  say('Taking you to the login provider for the stronger sign-in…');
+/** The transfer a pending request carried: its JSON body and its Idempotency-Key. */
+function pendingTransfer(pending) {
   try {
-    await startLogin({ acrValues: challenge.acrValues, maxAge: challenge.maxAge, stepUp: true });
-  } catch (e) {
-    takePending(sessionStorage);
-    hideStepUp();
-    fillForm(transfer);
-    say(e instanceof NetworkError
-      ? `Network problem: the login provider could not be reached, so ${describeTransfer(transfer)} was not sent.`
-      : `The stronger sign-in could not start (${e.message}), so ${describeTransfer(transfer)} was not sent.`, 'error');
+    const { to, amount } = JSON.parse(pending?.body ?? 'null') ?? {};
+    if (typeof to === 'string' && typeof amount === 'string') return { to, amount, idempotencyKey: pending.idempotencyKey };
+  } catch {
+    /* not a transfer */
   }
-}
-
-function onStepUpCancel() {
-  if (!offer) return;
-  const { transfer } = offer;
-  hideStepUp();
-  fillForm(transfer);
-  say(`Stronger sign-in cancelled: ${describeTransfer(transfer)} was not sent.`, 'error');
-  ui.send.focus();
+  return null;
 }
 
 function describeTransferError(status, body) {
@@ -525,16 +351,60 @@ function describeTransferError(status, body) {
 }
 
 /**
- * Sends a transfer. `retry` marks the one retry after a step-up: it never starts another
- * login, so a refused step-up cannot loop.
+ * What the bank answered to `transfer`; returns the message's text and kind (a success is
+ * `ok`), and marks a refused field.
  */
-async function sendTransfer(transfer, { retry = false } = {}) {
-  ui.send.disabled = true;
+function transferOutcome(transfer, res, body) {
+  if (res.status === 201 || res.status === 200) {
+    const t = body?.transfer ?? {};
+    const replayed = res.headers.get('idempotent-replayed') === 'true';
+    if (typeof body?.balance === 'string') ui.balance.textContent = body.balance;
+    return { ok: true, text: `${t.amount ?? transfer.amount} EUR to ${t.to ?? transfer.to}${replayed ? ' (it had already gone through; it was not sent twice)' : ''}` };
+  }
+  fillForm(transfer);
+  if (res.status === 401) {
+    const why = challengeText(res);
+    sessionEnded(/error="invalid_token"/.test(res.headers.get('www-authenticate') ?? '')
+      ? `Your session has expired or is no longer valid${why ? ` (${why})` : ''}, so the transfer was not sent. Log in again, then send it again.`
+      : `The bank needs you to log in again${why ? ` (${why})` : ''}; the transfer was not sent.`);
+    return { ok: false, ended: true };
+  }
+  if (res.status === 403) return { ok: false, text: `${describeRefusal(res, body, 'make transfers')} The transfer was not sent.` };
+  if ([400, 409, 413, 415, 422].includes(res.status)) {
+    if (body?.field === 'to' || body?.field === 'amount') {
+      markField(body.field, fieldErrorText(body.field, body?.error_description || body?.error || `HTTP ${res.status}`));
+      return { ok: false, text: 'The bank refused the transfer; it was not sent.' };
+    }
+    return { ok: false, text: describeTransferError(res.status, body) };
+  }
+  return { ok: false, text: `The bank could not process the transfer (HTTP ${res.status}${body?.error_description ? `: ${body.error_description}` : ''}). It was not confirmed; check your history before trying again.` };
+}
+
+/** The message for a transfer that the step-up kept from being sent. */
+function stepUpFailure(transfer, e) {
+  const t = describeTransfer(transfer);
+  if (e instanceof StepUpCancelled) return `Stronger sign-in cancelled: ${t} was not sent.`;
+  if (e instanceof StepUpError && e.reason === 'still_challenged') {
+    return 'The bank still asks for a stronger sign-in, so the transfer was not sent. Press Send to try again.';
+  }
+  if (e instanceof StepUpError && e.reason === 'weaker_authentication') {
+    return `The login provider signed you in more weakly than the bank asked for, so ${t} was not sent.`;
+  }
+  if (e instanceof StepUpError && e.reason === 'pending_expired') return `${capitalize(t)} waited too long for the stronger sign-in and was not sent.`;
+  if (e?.error === 'network_error') return `Network problem: the login provider could not be reached, so ${t} was not sent.`;
+  return `The stronger sign-in could not be completed (${e?.message ?? e}), so ${t} was not sent.`;
+}
+
+async function sendTransfer(transfer) {
+  inFlight.set(transfer.idempotencyKey, transfer);
   markField(null);
-  // Back from the step-up on a fresh page: show what is being sent (and keep it on a refusal).
-  if (retry) fillForm(transfer);
-  say(retry ? `Sending ${describeTransfer(transfer)} now that you confirmed it…` : 'Sending…');
-  let stepUp = false;
+  if (offer) {
+    // It joins the step-up on screen.
+    ui.stepUpTransfer.textContent = describeWaiting();
+    say('These transfers need a stronger sign-in; they have not been sent yet.');
+  } else {
+    say(inFlight.size > 1 ? `Sending ${inFlight.size} transfers…` : 'Sending…');
+  }
   try {
     let r;
     try {
@@ -544,10 +414,13 @@ async function sendTransfer(transfer, { retry = false } = {}) {
         body: JSON.stringify({ to: transfer.to, amount: transfer.amount }),
       });
     } catch (e) {
-      if (!(e instanceof NetworkError)) throw e;
-      uncertain = transfer;
       fillForm(transfer);
-      say('Network problem: the bank could not be reached, so we do not know whether the transfer went through. Press Send again to retry safely: it will not be executed twice.', 'error');
+      if (e instanceof NetworkError) {
+        uncertain = transfer;
+        say('Network problem: the bank could not be reached, so we do not know whether the transfer went through. Press Send again to retry safely: it will not be executed twice.', 'error');
+        return;
+      }
+      say(stepUpFailure(transfer, e), 'error');
       return;
     }
     if (r.expired) {
@@ -555,58 +428,45 @@ async function sendTransfer(transfer, { retry = false } = {}) {
       sessionEnded('Your session has expired, so the transfer was not sent. Log in again, then send it again.');
       return;
     }
-    const { res, body } = r;
     uncertain = null;
-    if (res.status === 201 || res.status === 200) {
-      const t = body?.transfer ?? {};
-      const replayed = res.headers.get('idempotent-replayed') === 'true';
-      say(`Transfer done: ${t.amount ?? transfer.amount} EUR to ${t.to ?? transfer.to}.${replayed ? ' (It had already gone through; it was not sent twice.)' : ''}`, 'ok');
-      ui.form.reset();
-      if (typeof body?.balance === 'string') ui.balance.textContent = body.balance;
-      await refresh();
+    const out = transferOutcome(transfer, r.res, r.body);
+    if (out.ended) return;
+    if (!out.ok) {
+      say(out.text, 'error');
       return;
     }
-    if (res.status === 401) {
-      const c = challengeOf(res);
-      if (isStepUp(c)) {
-        // What the bank asks, for whoever looks at the console: the challenge, never a token.
-        console.info(`bank-demo: step-up challenge ${JSON.stringify(challengeSummary(c))}`);
-        fillForm(transfer);
-        if (retry) {
-          say('The bank still asks for a stronger sign-in, so the transfer was not sent. Press Send to try again.', 'error');
-          return;
-        }
-        say('This transfer needs a stronger sign-in; it has not been sent yet.');
-        showStepUp(transfer, c);
-        stepUp = true;
-        return;
-      }
-      fillForm(transfer);
-      const why = c?.errorDescription ? ` (${c.errorDescription})` : '';
-      sessionEnded(c?.error === 'invalid_token'
-        ? `Your session has expired or is no longer valid${why}, so the transfer was not sent. Log in again, then send it again.`
-        : `The bank needs you to log in again${why}; the transfer was not sent.`);
-      return;
-    }
-    if (res.status === 403) {
-      say(`${describeRefusal(res, body, 'make transfers')} The transfer was not sent.`, 'error');
-      return;
-    }
-    if ([400, 409, 413, 415, 422].includes(res.status)) {
-      const onForm = body?.field === 'to' || body?.field === 'amount';
-      if (onForm) {
-        say('The bank refused the transfer; it was not sent.', 'error');
-        markField(body.field, fieldErrorText(body.field, body?.error_description || body?.error || `HTTP ${res.status}`));
-      } else {
-        say(describeTransferError(res.status, body), 'error');
-      }
-      return;
-    }
-    say(`The bank could not process the transfer (HTTP ${res.status}${body?.error_description ? `: ${body.error_description}` : ''}). It was not confirmed; check your history before trying again.`, 'error');
+    say(`Transfer done: ${out.text}.`, 'ok');
+    await refresh();
   } finally {
-    // A step-up offer keeps Send disabled until "Continue" or "Cancel".
-    if (!stepUp) ui.send.disabled = false;
+    inFlight.delete(transfer.idempotencyKey);
   }
+}
+
+/** Back from a step-up: every transfer that waited for it is sent once, with its key. */
+async function resumeTransfers(idTokenClaims) {
+  say('Sending what waited for your stronger sign-in…');
+  const results = await resumeAllPending({ getAccessToken: () => login.getAccessToken(), storage: STORAGE, idTokenClaims });
+  const done = [];
+  const problems = [];
+  for (const { pending, response, error } of results) {
+    const transfer = pendingTransfer(pending) ?? { to: '(unknown)', amount: '?' };
+    if (error) {
+      fillForm(transfer);
+      problems.push(error instanceof TypeError
+        ? 'Network problem: the bank could not be reached, so we do not know whether the transfer went through. Press Send again to retry safely: it will not be executed twice.'
+        : stepUpFailure(transfer, error));
+      if (error instanceof TypeError) uncertain = transfer;
+      continue;
+    }
+    const out = transferOutcome(transfer, response, await jsonOf(response));
+    if (out.ended) return;
+    (out.ok ? done : problems).push(out.text);
+  }
+  if (done.length > 0) ui.form.reset();
+  const doneText = done.length === 0 ? '' : done.length === 1 ? `Transfer done: ${done[0]}.` : `Transfers done: ${done.join('; ')}.`;
+  if (problems.length > 0) say([doneText, ...problems].filter(Boolean).join(' '), 'error');
+  else if (doneText) say(doneText, 'ok');
+  if (done.length > 0) await refresh();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,9 +474,10 @@ async function sendTransfer(transfer, { retry = false } = {}) {
 
 function onSubmit(event) {
   event.preventDefault();
-  if (offer) return; // "Continue" or "Cancel" first
   const to = ui.to.value.trim();
   const amount = ui.amount.value.trim();
+  // A second press while a transfer is on its way, with nothing new typed: nothing to do.
+  if (!to && !amount && inFlight.size > 0) return;
   if (!to) {
     say('');
     markField('to', 'Enter the IBAN of the recipient.');
@@ -635,23 +496,58 @@ function onSubmit(event) {
     return;
   }
   const idempotencyKey = uncertain && uncertain.to === to && uncertain.amount === amount ? uncertain.idempotencyKey : crypto.randomUUID();
+  // The form is free for the next transfer while this one is on its way; a transfer started
+  // while the step-up is offered waits for the same step-up.
+  ui.form.reset();
   sendTransfer({ to, amount, idempotencyKey }).catch(fail);
 }
 
 function onLogin() {
   ui.login.disabled = true;
   say('Taking you to the login provider…');
-  startLogin().catch((e) => {
+  login.login().catch((e) => {
     ui.login.disabled = false;
     fail(e);
   });
 }
 
+async function onLogout() {
+  ui.logout.disabled = true;
+  discardPending(STORAGE);
+  uncertain = null;
+  renderSignedIn(null);
+  say('Logging you out at the login provider…');
+  const outcome = await login.logout();
+  ui.logout.disabled = false;
+  if (outcome === 'left') return;
+  say(outcome === 'unreachable'
+    ? 'You are logged out of the bank. The login provider could not be reached, so your next login asks for your password again.'
+    : 'You are logged out of the bank. The login provider offers no logout, so your next login asks for your password again.');
+}
+
 function fail(e) {
-  if (e instanceof NetworkError) {
-    say(`Network problem: ${e.message}. Check your connection and try again.`, 'error');
+  if (e instanceof NetworkError || e?.error === 'network_error') {
+    say(`Network problem: ${e.description ?? e.message}. Check your connection and try again.`, 'error');
   } else {
     say(`Something went wrong: ${e?.message ?? e}.`, 'error');
+  }
+}
+
+/** The message for a login answer that failed; `transfer` waited for it and was dropped. */
+function loginFailure(ret, transfer) {
+  const notSent = transfer ? ` ${capitalize(describeTransfer(transfer))} was not sent.` : '';
+  switch (ret.error) {
+    case 'invalid_state':
+      return `This login answer does not belong to a login started here (state mismatch), so it was ignored.${notSent} Please log in again.`;
+    case 'expired_request':
+      return `This login took too long and has expired.${notSent} Please log in again.`;
+    case 'invalid_id_token':
+      return `Login failed: the ID token does not match this login.${notSent} Please log in again.`;
+    case 'invalid_token_response':
+    case 'invalid_grant':
+      return `Login failed: the provider refused the code (${ret.description ?? ret.error}).${notSent} Please log in again.`;
+    default:
+      return loginErrorMessage(ret.error, ret.description, { stepUp: ret.stepUp, transfer });
   }
 }
 
@@ -659,50 +555,46 @@ async function main() {
   ui.form.addEventListener('submit', onSubmit);
   ui.login.addEventListener('click', onLogin);
   ui.logout.addEventListener('click', () => onLogout().catch(fail));
-  ui.stepUpContinue.addEventListener('click', () => onStepUpContinue().catch(fail));
+  ui.stepUpContinue.addEventListener('click', onStepUpContinue);
   ui.stepUpCancel.addEventListener('click', onStepUpCancel);
-  // Back from the provider with the back button, restored from the back/forward cache: the
-  // step-up did not happen, so the offer stands again (and nothing waits in storage).
   window.addEventListener('pageshow', (event) => {
     if (!event.persisted) return;
     ui.login.disabled = false;
     ui.logout.disabled = false;
-    if (offer) {
-      takePending(sessionStorage);
-      sessionStorage.removeItem(AUTH_KEY);
-      ui.stepUpContinue.disabled = false;
-      ui.stepUpCancel.disabled = false;
-      say('This transfer needs a stronger sign-in; it has not been sent yet.');
-    }
   });
-  renderSignedIn(readSession());
 
-  await loadConfig();
-  // A transfer that waited for the step-up is taken (and so forgotten) in every case; it is
-  // sent again only right after a successful login.
-  const pending = takePending(sessionStorage);
-  const loggedOut = handleLogoutReturn();
-  const callback = loggedOut ? { done: false } : await handleCallback(pending);
-  const session = readSession();
+  const config = await loadConfig();
+  login = await createLogin(config);
+  apiFetch = createStepUpFetch({ getAccessToken: () => login.getAccessToken(), reauthenticate, storage: STORAGE });
+  renderSignedIn(login.session());
+
+  const ret = await login.handleReturn();
+  const resume = ret.kind === 'login' && ret.ok && ret.stepUp;
+  // Whatever waited for a step-up is sent again only right after a successful step-up;
+  // otherwise (cancelled, refused, a reload or the back button) it is dropped and said so.
+  const dropped = resume ? [] : discardPending(STORAGE).map(pendingTransfer).filter(Boolean);
+  const session = login.session();
   renderSignedIn(session);
-  if (callback.done && !callback.ok) {
-    say(callback.message, 'error');
-  } else if (pending && !callback.done) {
-    // Back without an answer from the provider (back button, reload): not sent.
-    say(`${capitalize(describeTransfer(pending))} waited for a stronger sign-in and was not sent.`, 'error');
+  if (ret.kind === 'logout') {
+    if (ret.ok) say('You are logged out.', 'ok');
+    else say('A logout answer that was not started here (state mismatch) was ignored.', 'error');
+  } else if (ret.kind === 'login' && !ret.ok) {
+    say(loginFailure(ret, dropped[0] ?? null), 'error');
+  } else if (dropped.length > 0) {
+    say(`${capitalize(describeTransfer(dropped[0]))} waited for a stronger sign-in and was not sent.`, 'error');
   }
-  if (pending && !(callback.done && callback.ok)) fillForm(pending);
+  if (dropped.length > 0) fillForm(dropped[0]);
   if (!session) return;
   const alive = await refresh();
   if (!alive) return;
-  if (pending && callback.done && callback.ok) {
-    await sendTransfer(pending, { retry: true });
-  } else if (callback.done && callback.ok) {
+  if (resume) {
+    await resumeTransfers(ret.idTokenClaims);
+  } else if (ret.kind === 'login' && ret.ok) {
     say(`Welcome, ${session.sub ?? 'you are logged in'}.`, 'ok');
   }
 }
 
 main().catch((e) => {
-  renderSignedIn(readSession());
+  if (login) renderSignedIn(login.session());
   fail(e);
 });
