@@ -13,14 +13,28 @@
 // Screenshots go to target/browser-screenshots/NN-step.png.
 
 import { createHmac } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
+import {
+  NAV_MS,
+  ROOT,
+  WAIT_MS,
+  check,
+  isClean,
+  must,
+  readPending,
+  run,
+  screenshotter,
+  show,
+  submitTransfer,
+  textOf,
+  waitText,
+  waitUrl,
+  waitVisible,
+} from './harness.mjs';
 
 const BASE = (process.argv[2] ?? process.env.BANK_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ALICE = { username: 'alice', password: 'alice-demo-pw', totpSecret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' };
 const MFA_ACR = 'http://schemas.openid.net/pape/policies/2007/06/multi-factor';
 const PAYEE = 'DE89370400440532013000';
@@ -28,33 +42,6 @@ const AMOUNT = '25.00';
 // The two transfers started together.
 const PAYEE_2 = 'GB82WEST12345698765432';
 const PAIR = [[PAYEE, '10.00'], [PAYEE_2, '5.00']];
-// Where stepup-fetch keeps the requests that wait for a step-up (clients/stepup-fetch/src/index.js).
-const PENDING_KEY = 'stepup-fetch.pending';
-
-const WAIT_MS = 15_000; // any single wait
-const NAV_MS = 20_000; // any navigation
-const WHOLE_RUN_MS = 240_000; // the whole script
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SHOTS = path.join(ROOT, 'target', 'browser-screenshots');
-
-// ---------------------------------------------------------------------------------------------
-// Checks
-
-const results = [];
-
-function check(name, ok, detail = '') {
-  results.push({ name, ok: Boolean(ok) });
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${name}${!ok && detail ? ` — ${detail}` : ''}`);
-  return Boolean(ok);
-}
-
-function summary() {
-  const passed = results.filter((r) => r.ok).length;
-  const failed = results.length - passed;
-  console.log(`${passed} passed, ${failed} failed`);
-  return failed;
-}
 
 // ---------------------------------------------------------------------------------------------
 // TOTP (RFC 6238 over RFC 4226), SHA-1, 6 digits, 30 s
@@ -113,62 +100,7 @@ function wrongCode(secretBase32) {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-let shotNo = 0;
-async function screenshot(page, step) {
-  shotNo += 1;
-  const file = path.join(SHOTS, `${String(shotNo).padStart(2, '0')}-${step}.png`);
-  try {
-    await page.screenshot({ path: file, fullPage: true, timeout: WAIT_MS });
-    console.log(`     screenshot ${path.relative(ROOT, file)}`);
-  } catch (e) {
-    console.log(`     (screenshot ${step} failed: ${e.message.split('\n')[0]})`);
-  }
-}
-
-async function textOf(page, selector) {
-  return page.evaluate((sel) => document.querySelector(sel)?.textContent ?? null, selector).catch(() => null);
-}
-
-/** Waits until `selector`'s text contains `text`; returns [ok, actualText]. */
-async function waitText(page, selector, text, timeout = WAIT_MS) {
-  try {
-    await page.waitForFunction(
-      ([sel, t]) => (document.querySelector(sel)?.textContent ?? '').includes(t),
-      [selector, text],
-      { timeout, polling: 100 },
-    );
-    return [true, await textOf(page, selector)];
-  } catch {
-    return [false, await textOf(page, selector)];
-  }
-}
-
-async function waitVisible(page, selector, timeout = WAIT_MS) {
-  try {
-    await page.locator(selector).first().waitFor({ state: 'visible', timeout });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const show = (v) => JSON.stringify(v);
-
-/** Waits until the page is at `pred(url)`; returns whether it got there. */
-async function waitUrl(page, pred, timeout = NAV_MS) {
-  try {
-    await page.waitForURL(pred, { timeout });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const atBank = (u) => u.origin === new URL(BASE).origin && u.pathname === '/';
-const isClean = (href) => {
-  const u = new URL(href);
-  return u.pathname === '/' && u.search === '';
-};
 
 function jwtPayload(jwt) {
   try {
@@ -176,13 +108,6 @@ function jwtPayload(jwt) {
   } catch {
     return null;
   }
-}
-
-/** Fills the transfer form and presses Send. */
-async function submitTransfer(page, to, amount) {
-  await page.fill('#to', to, { timeout: WAIT_MS });
-  await page.fill('#amount', amount, { timeout: WAIT_MS });
-  await page.click('#send', { timeout: WAIT_MS });
 }
 
 /** Sends AMOUNT to PAYEE and waits for the SPA's step-up offer. */
@@ -201,24 +126,6 @@ async function continueToMfa(page) {
   } catch {
     return false;
   }
-}
-
-/** Stops the run: the steps after a broken one cannot mean anything. */
-class Abort extends Error {}
-function must(ok) {
-  if (!ok) throw new Abort('stopping: the steps after this one depend on it');
-}
-
-/** What stepup-fetch keeps in sessionStorage: `{raw, entries}` (raw 'null' when nothing waits). */
-async function readPending(page) {
-  const raw = String(await page.evaluate((k) => sessionStorage.getItem(k), PENDING_KEY));
-  let entries = null;
-  try {
-    entries = JSON.parse(raw);
-  } catch {
-    entries = null;
-  }
-  return { raw, entries };
 }
 
 /** Two transfers started together → one step-up offer, one authorization request, both sent once. */
@@ -536,68 +443,17 @@ async function scenario(page, seen) {
   check('no script error on any page', seen.pageErrors.length === 0, show(seen.pageErrors.slice(0, 3)));
 }
 
-// ---------------------------------------------------------------------------------------------
+const screenshot = screenshotter();
 
-async function main() {
-  mkdirSync(SHOTS, { recursive: true });
-  console.log(`browser test against ${BASE} with ${CHROMIUM}`);
-  const watchdog = setTimeout(() => {
-    check(`the whole run finishes within ${WHOLE_RUN_MS / 1000} s`, false);
-    summary();
-    process.exit(1);
-  }, WHOLE_RUN_MS);
-  watchdog.unref();
-
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 60_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const seen = { urls: [], console: [], pageErrors: [], authorize: [], logout: [], transfers: [] };
-  try {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    page.setDefaultNavigationTimeout(NAV_MS);
-    page.on('dialog', (d) => d.dismiss().catch(() => {}));
-    page.on('console', (m) => seen.console.push(m.text()));
-    page.on('pageerror', (e) => seen.pageErrors.push(String(e?.message ?? e)));
-    page.on('request', (r) => {
-      seen.urls.push(r.url());
-      const p = new URL(r.url()).pathname;
-      if (p.endsWith('/idp/authorize')) seen.authorize.push(r.url());
-      if (p.endsWith('/idp/logout') && r.method() === 'GET') seen.logout.push(r.url());
-    });
-    page.on('response', (res) => {
-      const req = res.request();
-      if (req.method() === 'POST' && new URL(res.url()).pathname === '/api/transfers') {
-        seen.transfers.push({
-          status: res.status(),
-          key: req.headers()['idempotency-key'] ?? null,
-          challenge: res.headers()['www-authenticate'] ?? null,
-        });
-      }
-    });
-    page.on('framenavigated', (f) => {
-      if (f === page.mainFrame()) seen.urls.push(f.url());
-    });
-    try {
-      await scenario(page, seen);
-    } catch (e) {
-      if (e instanceof Abort) console.log(`     ${e.message}`);
-      else check('the scenario runs without an unexpected error', false, e?.stack ?? String(e));
-      await screenshot(page, 'failure');
-    }
-  } finally {
-    await browser.close().catch(() => {});
-  }
-  const failed = summary();
-  process.exitCode = failed > 0 || results.length === 0 ? 1 : 0;
-}
-
-main().catch((e) => {
-  check('the browser starts', false, e?.stack ?? String(e));
-  summary();
-  process.exit(1);
+run({
+  label: `browser test against ${BASE}`,
+  seen: { authorize: [], logout: [] },
+  onRequest: (r, seen) => {
+    const p = new URL(r.url()).pathname;
+    if (p.endsWith('/idp/authorize')) seen.authorize.push(r.url());
+    if (p.endsWith('/idp/logout') && r.method() === 'GET') seen.logout.push(r.url());
+  },
+  scenario,
+  screenshot,
+  wholeRunMs: 240_000,
 });

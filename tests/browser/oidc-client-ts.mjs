@@ -15,75 +15,27 @@
 // Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 // Screenshots go to target/browser-screenshots/oidc-client-ts-NN-step.png.
 
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-import { chromium } from 'playwright-core';
+import {
+  NAV_MS,
+  check,
+  isClean,
+  must,
+  readPending,
+  run,
+  screenshotter,
+  show,
+  submitTransfer,
+  textOf,
+  waitText,
+  waitVisible,
+} from './harness.mjs';
 
 const BASE = (process.argv[2] ?? '').replace(/\/+$/, '');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const MFA_ACR = 'http://schemas.openid.net/pape/policies/2007/06/multi-factor';
 const USER = 'interop-user';
 const PAYEE = 'DE89370400440532013000';
 const PAYEE_2 = 'GB82WEST12345698765432';
-const PENDING_KEY = 'stepup-fetch.pending';
-const WAIT_MS = 15_000;
-const NAV_MS = 20_000;
-const WHOLE_RUN_MS = 180_000;
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SHOTS = path.join(ROOT, 'target', 'browser-screenshots');
 
-const results = [];
-function check(name, ok, detail = '') {
-  results.push(Boolean(ok));
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${name}${!ok && detail ? ` — ${detail}` : ''}`);
-  return Boolean(ok);
-}
-function summary() {
-  const passed = results.filter(Boolean).length;
-  console.log(`${passed} passed, ${results.length - passed} failed`);
-  return results.length - passed;
-}
-class Abort extends Error {}
-function must(ok) {
-  if (!ok) throw new Abort('stopping: the steps after this one depend on it');
-}
-const show = (v) => JSON.stringify(v);
-
-let shotNo = 0;
-async function screenshot(page, step) {
-  shotNo += 1;
-  const file = path.join(SHOTS, `oidc-client-ts-${String(shotNo).padStart(2, '0')}-${step}.png`);
-  await page.screenshot({ path: file, fullPage: true, timeout: WAIT_MS }).catch(() => {});
-}
-async function textOf(page, selector) {
-  return page.evaluate((sel) => document.querySelector(sel)?.textContent ?? null, selector).catch(() => null);
-}
-async function waitText(page, selector, text, timeout = WAIT_MS) {
-  try {
-    await page.waitForFunction(([sel, t]) => (document.querySelector(sel)?.textContent ?? '').includes(t), [selector, text], { timeout, polling: 100 });
-    return [true, await textOf(page, selector)];
-  } catch {
-    return [false, await textOf(page, selector)];
-  }
-}
-async function waitVisible(page, selector, timeout = WAIT_MS) {
-  try {
-    await page.locator(selector).first().waitFor({ state: 'visible', timeout });
-    return true;
-  } catch {
-    return false;
-  }
-}
-async function readPending(page) {
-  const raw = String(await page.evaluate((k) => sessionStorage.getItem(k), PENDING_KEY));
-  try {
-    return { raw, entries: JSON.parse(raw) };
-  } catch {
-    return { raw, entries: null };
-  }
-}
 /** The access token oidc-client-ts keeps (its user in sessionStorage). */
 async function storedAccessToken(page) {
   return page.evaluate(() => {
@@ -94,12 +46,6 @@ async function storedAccessToken(page) {
     return null;
   });
 }
-async function submitTransfer(page, to, amount) {
-  await page.fill('#to', to);
-  await page.fill('#amount', amount);
-  await page.click('#send');
-}
-const isClean = (href) => new URL(href).pathname === '/' && new URL(href).search === '';
 
 async function login(page, seen) {
   const before = seen.authorize.length;
@@ -217,62 +163,23 @@ async function scenario(page, seen) {
   check('no script error on any page', seen.pageErrors.length === 0, show(seen.pageErrors.slice(0, 3)));
 }
 
-async function main() {
-  if (!BASE) {
-    console.error('usage: node tests/browser/oidc-client-ts.mjs http://127.0.0.1:PORT');
-    process.exit(2);
-  }
-  mkdirSync(SHOTS, { recursive: true });
-  console.log(`oidc-client-ts scenario against ${BASE} with ${CHROMIUM}`);
-  setTimeout(() => {
-    check(`the whole run finishes within ${WHOLE_RUN_MS / 1000} s`, false);
-    summary();
-    process.exit(1);
-  }, WHOLE_RUN_MS).unref();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 60_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const seen = { urls: [], console: [], pageErrors: [], authorize: [], logout: [], transfers: [], tokenRequests: 0 };
-  try {
-    const page = await (await browser.newContext({ viewport: { width: 1000, height: 800 } })).newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    page.setDefaultNavigationTimeout(NAV_MS);
-    page.on('console', (m) => seen.console.push(m.text()));
-    page.on('pageerror', (e) => seen.pageErrors.push(String(e?.message ?? e)));
-    page.on('request', (r) => {
-      seen.urls.push(r.url());
-      const u = new URL(r.url());
-      if (u.origin !== new URL(BASE).origin && u.pathname === '/auth') seen.authorize.push(r.url());
-      if (u.origin !== new URL(BASE).origin && u.pathname === '/session/end' && r.method() === 'GET') seen.logout.push(r.url());
-      if (u.origin !== new URL(BASE).origin && u.pathname === '/token' && r.method() === 'POST') seen.tokenRequests++;
-    });
-    page.on('response', (res) => {
-      const req = res.request();
-      if (req.method() === 'POST' && new URL(res.url()).pathname === '/api/transfers') {
-        seen.transfers.push({ status: res.status(), key: req.headers()['idempotency-key'] ?? null, challenge: res.headers()['www-authenticate'] ?? null });
-      }
-    });
-    page.on('framenavigated', (f) => {
-      if (f === page.mainFrame()) seen.urls.push(f.url());
-    });
-    try {
-      await scenario(page, seen);
-    } catch (e) {
-      if (e instanceof Abort) console.log(`     ${e.message}`);
-      else check('the scenario runs without an unexpected error', false, e?.stack ?? String(e));
-      await screenshot(page, 'failure');
-    }
-  } finally {
-    await browser.close().catch(() => {});
-  }
-  process.exitCode = summary() > 0 || results.length === 0 ? 1 : 0;
+if (!BASE) {
+  console.error('usage: node tests/browser/oidc-client-ts.mjs http://127.0.0.1:PORT');
+  process.exit(2);
 }
+const screenshot = screenshotter('oidc-client-ts-');
 
-main().catch((e) => {
-  check('the browser starts', false, e?.stack ?? String(e));
-  summary();
-  process.exit(1);
+run({
+  label: `oidc-client-ts scenario against ${BASE}`,
+  seen: { authorize: [], logout: [], tokenRequests: 0 },
+  onRequest: (r, seen) => {
+    const u = new URL(r.url());
+    if (u.origin === new URL(BASE).origin) return;
+    if (u.pathname === '/auth') seen.authorize.push(r.url());
+    if (u.pathname === '/session/end' && r.method() === 'GET') seen.logout.push(r.url());
+    if (u.pathname === '/token' && r.method() === 'POST') seen.tokenRequests++;
+  },
+  scenario,
+  screenshot,
+  wholeRunMs: 180_000,
 });
