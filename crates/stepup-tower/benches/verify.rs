@@ -1,7 +1,7 @@
 //! Micro-benchmarks, measured side by side in one run (BENCHMARKS.md):
 //! raw `jsonwebtoken::decode` vs the layer's verify path vs a full `oneshot` through an axum
 //! router, per algorithm; a verified-token cache hit; key sets of 1/10/100 keys; tokens of
-//! 0.5/2/8 KB.
+//! 0.5/2/8 KB; a DPoP request vs a raw decode of its proof.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -213,6 +213,142 @@ fn token_sizes(c: &mut Criterion) {
     g.finish();
 }
 
+/// A DPoP client's proof key: PKCS#8 from aws-lc-rs, the public JWK written out here.
+struct ProofKey {
+    name: &'static str,
+    alg: Algorithm,
+    key: EncodingKey,
+    jwk: Value,
+    decoding: DecodingKey,
+}
+
+fn proof_keys() -> Vec<ProofKey> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let p256 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+    let point = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, p256.as_ref())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let (x, y) = point[1..].split_at(32);
+    let ed = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let ed_public = Ed25519KeyPair::from_pkcs8(ed.as_ref())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    vec![
+        ProofKey {
+            name: "ES256",
+            alg: Algorithm::ES256,
+            key: EncodingKey::from_ec_der(p256.as_ref()),
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)}),
+            decoding: DecodingKey::from_ec_components(&b64(x), &b64(y)).unwrap(),
+        },
+        ProofKey {
+            name: "EdDSA",
+            alg: Algorithm::EdDSA,
+            key: EncodingKey::from_ed_der(ed.as_ref()),
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&ed_public)}),
+            decoding: DecodingKey::from_ed_components(&b64(&ed_public)).unwrap(),
+        },
+    ]
+}
+
+/// A DPoP request through the layer (the bound token from the verified-token cache, the proof
+/// verified, its `jti` spent in the in-memory store) vs one raw `jsonwebtoken::decode` of the
+/// same proof with the same key type.
+fn dpop(c: &mut Criterion) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use stepup_tower::dpop::{Dpop, DpopMode, MemoryReplayStore, jwk_thumbprint};
+    use tower::Layer as _;
+    const ORIGIN: &str = "https://bank.example.test";
+    let issuer = &algs()[1];
+    let counter = AtomicU64::new(0);
+    let mut g = c.benchmark_group("dpop");
+    for pk in proof_keys() {
+        let auth = StepUp::builder()
+            .issuer(
+                Issuer::access_tokens(ISS)
+                    .audience(AUD)
+                    .dpop(DpopMode::Allowed)
+                    .static_keys(KeySet::from_pem(Some(issuer.kid), issuer.public_pem).unwrap()),
+            )
+            // Room for every proof of the run within the window.
+            .dpop(
+                Dpop::new()
+                    .public_url(ORIGIN)
+                    .unwrap()
+                    .replay_store(MemoryReplayStore::new(1 << 23)),
+            )
+            .token_cache(10_000, Duration::from_secs(300))
+            .build()
+            .unwrap();
+        let mut c = claims(0);
+        c["cnf"] = json!({"jkt": jwk_thumbprint(&pk.jwk).unwrap()});
+        let token = mint(issuer, issuer.kid, &c);
+        let ath = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()));
+        let header = URL_SAFE_NO_PAD
+            .encode(json!({"typ": "dpop+jwt", "alg": format!("{:?}", pk.alg), "jwk": pk.jwk}).to_string());
+        let proof = || {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let claims = json!({"jti": format!("bench-{n}"), "htm": "GET", "htu": format!("{ORIGIN}/"),
+                "iat": now(), "ath": ath});
+            let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+            let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &pk.key, pk.alg).unwrap();
+            format!("{input}.{sig}")
+        };
+        let mut v = Validation::new(pk.alg);
+        v.required_spec_claims.clear();
+        v.validate_exp = false;
+        v.validate_aud = false;
+        let sample = proof();
+        g.bench_function(format!("{}/raw_jsonwebtoken_decode_of_the_proof", pk.name), |b| {
+            b.iter(|| black_box(jsonwebtoken::decode::<Value>(black_box(&sample), &pk.decoding, &v).unwrap()))
+        });
+        let service = auth
+            .authenticate()
+            .layer(tower::service_fn(|_req: Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+            }));
+        let authorization = format!("DPoP {token}");
+        let request = |p: String| {
+            Request::get("/")
+                .header("host", "10.0.0.7:8080")
+                .header("authorization", &authorization)
+                .header("dpop", p)
+                .body(Body::empty())
+                .unwrap()
+        };
+        // The token enters the cache.
+        let first = service.clone().oneshot(request(proof()));
+        assert_eq!(rt_poll(first).status(), 200);
+        g.bench_function(format!("{}/dpop_request_through_the_layer", pk.name), |b| {
+            b.iter_batched(
+                || request(proof()),
+                |req| {
+                    let res = rt_poll(service.clone().oneshot(req));
+                    debug_assert_eq!(res.status(), 200);
+                    black_box(res)
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// Polls a future that needs no I/O (static keys, the in-memory store) to its end, once.
+fn rt_poll<F: Future<Output = Result<http::Response<Body>, std::convert::Infallible>>>(fut: F) -> http::Response<Body> {
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("a DPoP request with the in-memory store must not wait"),
+    }
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(700))
@@ -220,5 +356,5 @@ fn config() -> Criterion {
         .sample_size(40)
 }
 
-criterion_group! { name = benches; config = config(); targets = per_algorithm, key_set_sizes, token_sizes }
+criterion_group! { name = benches; config = config(); targets = per_algorithm, key_set_sizes, token_sizes, dpop }
 criterion_main!(benches);

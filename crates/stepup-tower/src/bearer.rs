@@ -9,6 +9,8 @@ use std::fmt;
 
 use http::{HeaderMap, Uri, header::AUTHORIZATION};
 
+use crate::challenge::AuthScheme;
+
 /// Why the `Authorization` header could not be read (answered with 400 `invalid_request`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -83,6 +85,18 @@ fn is_b64token(s: &[u8]) -> bool {
 /// `Ok(None)`: no bearer credentials at all (no header, or another scheme such as `Basic`).
 /// `Err`: a malformed request.
 pub fn extract<'h>(headers: &'h HeaderMap, uri: &Uri, max_len: usize) -> Result<Option<&'h str>, BearerError> {
+    credentials(headers, uri, max_len, false).map(|c| c.map(|(_, token)| token))
+}
+
+/// Reads the access token of a request and the scheme it came under: `Bearer`, or `DPoP`
+/// (RFC 9449 §7.1, same token syntax) when `dpop` is true. With `dpop` false the `DPoP`
+/// scheme is "another scheme", i.e. no credentials.
+pub fn credentials<'h>(
+    headers: &'h HeaderMap,
+    uri: &Uri,
+    max_len: usize,
+    dpop: bool,
+) -> Result<Option<(AuthScheme, &'h str)>, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = match (values.next(), values.next()) {
         (None, _) => None,
@@ -102,36 +116,46 @@ pub fn extract<'h>(headers: &'h HeaderMap, uri: &Uri, max_len: usize) -> Result<
         });
     }
     let scheme_len = bytes.iter().take_while(|b| **b != b' ').count();
-    let (scheme, rest) = bytes.split_at(scheme_len);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        if scheme.is_empty() || !scheme.iter().all(u8::is_ascii_graphic) {
+    let (scheme_name, rest) = bytes.split_at(scheme_len);
+    let scheme = if scheme_name.eq_ignore_ascii_case(b"bearer") {
+        AuthScheme::Bearer
+    } else if dpop && scheme_name.eq_ignore_ascii_case(b"dpop") {
+        AuthScheme::DPoP
+    } else {
+        if scheme_name.is_empty() || !scheme_name.iter().all(u8::is_ascii_graphic) {
             return Err(BearerError::Malformed("no auth-scheme"));
         }
-        if scheme.len() > 6 && scheme.get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"bearer")) {
-            // `Bearer\ttoken`, `Bearer,token`: the Bearer scheme with a bad separator.
+        let bad_separator = |name: &[u8]| {
+            scheme_name.len() > name.len()
+                && scheme_name
+                    .get(..name.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(name))
+        };
+        if bad_separator(b"bearer") || (dpop && bad_separator(b"dpop")) {
+            // `Bearer\ttoken`, `Bearer,token`: the scheme with a bad separator.
             return Err(BearerError::Malformed("the scheme must be followed by a space"));
         }
-        // Another scheme (Basic, DPoP, …): no bearer credentials.
+        // Another scheme (Basic, …): no bearer credentials.
         return if in_query {
             Err(BearerError::MultipleMethods)
         } else {
             Ok(None)
         };
-    }
+    };
     if in_query {
         return Err(BearerError::MultipleMethods);
     }
     // RFC 6750 §2.1: "Bearer" 1*SP b64token; trailing whitespace is not part of the field value.
     let token = trim_spaces(rest);
     if token.is_empty() {
-        return Err(BearerError::Malformed("no token after the Bearer scheme"));
+        return Err(BearerError::Malformed("no token after the scheme"));
     }
     if !is_b64token(token) {
         return Err(BearerError::Malformed("token has characters outside b64token"));
     }
     // b64token characters are ASCII, so this cannot fail.
     std::str::from_utf8(token)
-        .map(Some)
+        .map(|t| Some((scheme, t)))
         .map_err(|_| BearerError::Malformed("not ASCII"))
 }
 
@@ -196,6 +220,27 @@ mod tests {
             assert!(matches!(ex(&[bad]), Err(BearerError::Malformed(_))), "{bad:?}");
         }
         assert!(matches!(ex(&[&[b'a'; 101]]), Err(BearerError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn dpop_scheme_only_when_asked() {
+        let h = hdrs(&[b"DPoP abc.def"]);
+        let uri = Uri::from_static("/");
+        assert_eq!(extract(&h, &uri, 100), Ok(None));
+        assert_eq!(
+            credentials(&h, &uri, 100, true),
+            Ok(Some((AuthScheme::DPoP, "abc.def")))
+        );
+        let h = hdrs(&[b"dpop,abc"]);
+        assert!(matches!(
+            credentials(&h, &uri, 100, true),
+            Err(BearerError::Malformed(_))
+        ));
+        let h = hdrs(&[b"DPoP "]);
+        assert!(matches!(
+            credentials(&h, &uri, 100, true),
+            Err(BearerError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -77,13 +77,49 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A `Bearer` challenge with the parameters of RFC 6750, RFC 9470 and RFC 9728.
+/// The scheme of a token challenge: `Bearer` (RFC 6750) or `DPoP` (RFC 9449 §7.1), which
+/// carries the same parameters plus `algs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthScheme {
+    /// `Bearer`.
+    #[default]
+    Bearer,
+    /// `DPoP`.
+    DPoP,
+}
+
+impl AuthScheme {
+    /// The scheme name as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::DPoP => "DPoP",
+        }
+    }
+
+    /// Reads a scheme name (case-insensitive); other schemes are `None`.
+    pub fn from_wire(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("bearer") {
+            Some(Self::Bearer)
+        } else if s.eq_ignore_ascii_case("dpop") {
+            Some(Self::DPoP)
+        } else {
+            None
+        }
+    }
+}
+
+/// A `Bearer` (or `DPoP`) challenge with the parameters of RFC 6750, RFC 9470, RFC 9728 and
+/// RFC 9449.
 ///
-/// Build one to answer a request, or get one from [`BearerChallenge::parse`] to react to an
-/// answer.
+/// Build one to answer a request, or get one from [`BearerChallenge::parse`] (or
+/// [`BearerChallenge::parse_scheme`]) to react to an answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BearerChallenge {
+    /// The scheme: `Bearer` unless built or parsed as `DPoP`.
+    pub scheme: AuthScheme,
     /// `realm`.
     pub realm: Option<String>,
     /// `error`.
@@ -100,6 +136,8 @@ pub struct BearerChallenge {
     pub max_age: Option<u64>,
     /// `resource_metadata` (RFC 9728): URL of the protected resource metadata.
     pub resource_metadata: Option<String>,
+    /// `algs` (RFC 9449 §7.1, `DPoP` challenges): the proof algorithms accepted.
+    pub algs: Vec<String>,
 }
 
 impl BearerChallenge {
@@ -113,7 +151,7 @@ impl BearerChallenge {
     /// The output always satisfies RFC 9110 and RFC 6750, whatever the fields hold:
     /// characters that cannot be carried are dropped (never echoed raw).
     pub fn format(&self) -> String {
-        let mut out = String::from("Bearer");
+        let mut out = String::from(self.scheme.as_str());
         let mut first = true;
         let mut push = |out: &mut String, name: &str, value: &str, quoted: bool| {
             out.push_str(if first { " " } else { ", " });
@@ -158,6 +196,10 @@ impl BearerChallenge {
         if let Some(rm) = &self.resource_metadata {
             push(&mut out, "resource_metadata", &clean_quoted(rm), true);
         }
+        let algs = join_tokens(&self.algs, is_scope_char);
+        if !algs.is_empty() {
+            push(&mut out, "algs", &algs, true);
+        }
         out
     }
 
@@ -174,8 +216,22 @@ impl BearerChallenge {
     /// A Bearer challenge that parsed completely is returned even when a later challenge of
     /// the same header is malformed.
     pub fn parse(header: &str) -> Result<Option<Self>, ChallengeParseError> {
+        Self::parse_scheme(header, AuthScheme::Bearer)
+    }
+
+    /// As [`BearerChallenge::parse`], for the first challenge of `scheme` (e.g. the `DPoP`
+    /// challenge of a response to a DPoP request, RFC 9449 §7.1).
+    ///
+    /// ```
+    /// use stepup_tower::challenge::{AuthScheme, BearerChallenge};
+    /// let h = r#"Bearer realm="bank", DPoP error="insufficient_user_authentication", acr_values="mfa", max_age=300, algs="ES256 EdDSA""#;
+    /// let c = BearerChallenge::parse_scheme(h, AuthScheme::DPoP).unwrap().unwrap();
+    /// assert!(c.is_step_up());
+    /// assert_eq!(c.algs, ["ES256", "EdDSA"]);
+    /// ```
+    pub fn parse_scheme(header: &str, scheme: AuthScheme) -> Result<Option<Self>, ChallengeParseError> {
         let (all, err) = parse_prefix(header);
-        if let Some(challenge) = all.iter().find(|c| c.scheme.eq_ignore_ascii_case("bearer")) {
+        if let Some(challenge) = all.iter().find(|c| AuthScheme::from_wire(&c.scheme) == Some(scheme)) {
             return Self::from_challenge(challenge).map(Some);
         }
         match err {
@@ -186,6 +242,14 @@ impl BearerChallenge {
 
     /// Looks through every `WWW-Authenticate` header of a response for a `Bearer` challenge.
     pub fn from_headers(headers: &http::HeaderMap) -> Result<Option<Self>, ChallengeParseError> {
+        Self::from_headers_for(headers, AuthScheme::Bearer)
+    }
+
+    /// Looks through every `WWW-Authenticate` header of a response for a challenge of `scheme`.
+    pub fn from_headers_for(
+        headers: &http::HeaderMap,
+        scheme: AuthScheme,
+    ) -> Result<Option<Self>, ChallengeParseError> {
         let mut first_err = None;
         for value in headers.get_all(http::header::WWW_AUTHENTICATE) {
             // A value that is not visible ASCII, or does not parse, does not hide the others.
@@ -193,7 +257,7 @@ impl BearerChallenge {
                 first_err.get_or_insert(ChallengeParseError::new("non-ASCII header", 0));
                 continue;
             };
-            match Self::parse(text) {
+            match Self::parse_scheme(text, scheme) {
                 Ok(Some(c)) => return Ok(Some(c)),
                 Ok(None) => {}
                 Err(e) => {
@@ -209,7 +273,10 @@ impl BearerChallenge {
 
     /// Reads the Bearer parameters out of a generic challenge.
     pub fn from_challenge(challenge: &Challenge) -> Result<Self, ChallengeParseError> {
-        let mut out = Self::default();
+        let mut out = Self {
+            scheme: AuthScheme::from_wire(&challenge.scheme).unwrap_or_default(),
+            ..Self::default()
+        };
         for (name, value) in &challenge.params {
             match name.as_str() {
                 "realm" => out.realm = Some(value.clone()),
@@ -227,6 +294,7 @@ impl BearerChallenge {
                     }
                 }
                 "resource_metadata" => out.resource_metadata = Some(value.clone()),
+                "algs" => out.algs = split_list(value),
                 _ => {}
             }
         }
@@ -719,6 +787,7 @@ mod tests {
                 acr_values: acr,
                 max_age,
                 resource_metadata: rm,
+                ..BearerChallenge::default()
             };
             let parsed = BearerChallenge::parse(&c.format()).unwrap().unwrap();
             let mut want = c.clone();

@@ -26,9 +26,20 @@ fn system_clock() -> i64 {
         .unwrap_or(0)
 }
 
+/// The DPoP rules of a layer, ready for requests.
+pub(crate) struct DpopRuntime {
+    pub(crate) proofs: crate::dpop::ProofVerifier,
+    pub(crate) public_url: Option<crate::dpop::PublicUrl>,
+    pub(crate) replay: Arc<dyn crate::dpop::ReplayStore>,
+    pub(crate) fail_open: bool,
+    pub(crate) nonces: Option<crate::dpop::DpopNonces>,
+    pub(crate) window: i64,
+}
+
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) verifier: Verifier,
+    pub(crate) dpop: Option<DpopRuntime>,
     pub(crate) answers: Answers,
     pub(crate) ladder: Option<AcrLadder>,
     pub(crate) clock: Clock,
@@ -80,12 +91,17 @@ impl StepUp {
         StepUpBuilder::default()
     }
 
-    /// Verifies a raw token (without the `Bearer ` prefix) outside of any request.
+    /// Verifies a raw token (without the `Bearer ` prefix) outside of any request, as a
+    /// bearer token: a sender-constrained token (`cnf`) is refused, since no proof comes with it.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
-        match self.verify_now(token) {
+        let verified = match self.verify_now(token) {
             Outcome::Done(r) => r,
             Outcome::NeedsKeys { issuer, kid, failed } => self.verify_after_refresh(token, issuer, kid, failed).await,
+        }?;
+        if verified.is_sender_constrained() {
+            return Err(VerifyError::SenderConstrained);
         }
+        Ok(verified)
     }
 
     /// Counters of the verified-token cache (all zero when it is off).
@@ -158,6 +174,7 @@ pub struct StepUpBuilder {
     clock: Clock,
     unavailable_is_503: bool,
     token_cache: Option<(usize, Duration)>,
+    dpop: Option<crate::dpop::Dpop>,
 }
 
 impl Default for StepUpBuilder {
@@ -174,6 +191,7 @@ impl Default for StepUpBuilder {
             clock: Arc::new(system_clock),
             unavailable_is_503: false,
             token_cache: None,
+            dpop: None,
         }
     }
 }
@@ -266,6 +284,14 @@ impl StepUpBuilder {
         self
     }
 
+    /// The DPoP proof rules (RFC 9449) for issuers that accept DPoP
+    /// ([`Issuer::dpop`](crate::Issuer::dpop)). Without this call such issuers use
+    /// [`Dpop::new`](crate::dpop::Dpop::new)'s defaults. See [`dpop`](crate::dpop).
+    pub fn dpop(mut self, dpop: crate::dpop::Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// Validates the configuration.
     pub fn build(self) -> Result<StepUp, ConfigError> {
         crate::crypto::install_provider();
@@ -286,6 +312,33 @@ impl StepUpBuilder {
                 .map_err(ConfigError::UnsendableValue)?;
         }
         let leeway = i64::try_from(self.leeway.as_secs()).map_err(|_| ConfigError::LeewayTooLarge)?;
+        use crate::dpop::DpopMode;
+        let dpop_on = issuers.iter().any(|i| i.dpop != DpopMode::Off);
+        let bearer_on = issuers.iter().any(|i| i.dpop != DpopMode::Required);
+        let (dpop, dpop_answers) = match (dpop_on, self.dpop) {
+            (false, Some(_)) => return Err(ConfigError::DpopUnused),
+            (false, None) => (None, None),
+            (true, config) => {
+                let config = config.unwrap_or_default();
+                if config.algorithms.is_empty() {
+                    return Err(ConfigError::NoProofAlgorithm);
+                }
+                let window = i64::try_from(config.window.as_secs()).map_err(|_| ConfigError::LeewayTooLarge)?;
+                let answers = crate::response::DpopAnswers {
+                    algs: config.algs(),
+                    bearer: bearer_on,
+                };
+                let runtime = DpopRuntime {
+                    proofs: crate::dpop::ProofVerifier::new(config.algorithms, window, config.max_proof_len),
+                    public_url: config.public_url,
+                    replay: config.replay,
+                    fail_open: config.fail_open,
+                    nonces: config.nonces,
+                    window,
+                };
+                (Some(runtime), Some(answers))
+            }
+        };
         Ok(StepUp {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -298,11 +351,13 @@ impl StepUpBuilder {
                         crate::verify::cache::TokenCache::new(n, i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
                     }),
                 },
+                dpop,
                 answers: Answers {
                     realm: self.realm,
                     resource_metadata: self.resource_metadata,
                     responder: self.responder,
                     unavailable_is_503: self.unavailable_is_503,
+                    dpop: dpop_answers,
                 },
                 ladder: self.ladder,
                 clock: self.clock,

@@ -52,6 +52,11 @@ pub enum ConfigError {
     UnsendableValue(String),
     /// The leeway does not fit in seconds as an `i64`.
     LeewayTooLarge,
+    /// [`StepUpBuilder::dpop`](crate::StepUpBuilder::dpop) was called but no issuer accepts
+    /// DPoP ([`Issuer::dpop`](crate::Issuer::dpop)).
+    DpopUnused,
+    /// The DPoP proof algorithm list is empty (symmetric algorithms are never accepted).
+    NoProofAlgorithm,
 }
 
 impl fmt::Display for ConfigError {
@@ -85,6 +90,8 @@ impl fmt::Display for ConfigError {
             ),
             Self::UnsendableValue(why) => f.write_str(why),
             Self::LeewayTooLarge => f.write_str("leeway too large"),
+            Self::DpopUnused => f.write_str("DPoP proof rules are set but no issuer accepts DPoP (Issuer::dpop)"),
+            Self::NoProofAlgorithm => f.write_str("no asymmetric algorithm is allowed for DPoP proofs"),
         }
     }
 }

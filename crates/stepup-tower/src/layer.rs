@@ -44,13 +44,21 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use std::time::Duration;
+
 use crate::bearer;
+use crate::challenge::AuthScheme;
 use crate::config::StepUp;
+use crate::dpop::{DpopError, DpopMode, ExpectedUrl, Insert, ReplayKey, VerifiedProof};
 use crate::error::ConfigError;
 use crate::keys::Key;
 use crate::require::Requirement;
 use crate::response::{Answers, Refusal};
+use crate::verify::claims::Binding;
 use crate::verify::{Outcome, VerifiedToken, VerifyError};
+
+/// The `DPoP` request header (RFC 9449 §4.1).
+const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -63,6 +71,8 @@ pub(crate) enum Mode {
 pub(crate) struct AuthState {
     pub(crate) step_up: StepUp,
     pub(crate) token: Option<Arc<VerifiedToken>>,
+    /// The scheme the token came under.
+    pub(crate) scheme: Option<AuthScheme>,
 }
 
 /// Verifies bearer tokens and enforces a requirement. Made by [`StepUp::authenticate`],
@@ -158,6 +168,7 @@ impl<S> StepUpService<S> {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // built and matched at once, never stored
 enum Decision {
     Pass,
     Refuse(Refusal),
@@ -166,6 +177,14 @@ enum Decision {
         issuer: usize,
         kid: Option<String>,
         failed: Option<Arc<Key>>,
+        scheme: AuthScheme,
+        proof: Option<VerifiedProof>,
+    },
+    /// A DPoP request whose proof and token passed: spend the proof, then check the
+    /// requirement.
+    Spend {
+        token: Arc<VerifiedToken>,
+        proof: VerifiedProof,
     },
 }
 
@@ -175,54 +194,164 @@ impl StepUpLayer {
         if let Some(state) = req.extensions().get::<AuthState>()
             && state.step_up.inner.id == inner.id
         {
-            let token = state.token.clone();
-            return self.after_verify(req, token);
+            let (token, scheme) = (state.token.clone(), state.scheme);
+            return self.after_verify(req, token, scheme);
         }
-        let token = match bearer::extract(req.headers(), req.uri(), inner.verifier.max_token_len) {
-            Ok(Some(t)) => t,
+        let dpop = inner.dpop.is_some();
+        let (scheme, token) = match bearer::credentials(req.headers(), req.uri(), inner.verifier.max_token_len, dpop) {
+            Ok(Some(c)) => c,
             Ok(None) => {
                 if self.mode == Mode::Optional && self.requirement.is_none() {
                     req.extensions_mut().insert(AuthState {
                         step_up: self.step_up.clone(),
                         token: None,
+                        scheme: None,
                     });
                     return Decision::Pass;
                 }
-                return self.refuse(self.answers().missing_token());
+                return self.refuse(self.answers().missing_token(), None);
             }
-            Err(e) => return self.refuse(self.answers().invalid_request(e)),
+            Err(e) => return self.refuse(self.answers().invalid_request(e), None),
+        };
+        let proof = match scheme {
+            AuthScheme::DPoP => match self.check_proof(req, token) {
+                Ok(p) => Some(p),
+                Err(refusal) => return self.refuse(*refusal, Some(scheme)),
+            },
+            _ => None,
         };
         match self.step_up.verify_now(token) {
-            Outcome::Done(result) => self.finish(req, result),
+            Outcome::Done(result) => self.finish(req, result, scheme, proof),
             Outcome::NeedsKeys { issuer, kid, failed } => Decision::NeedsKeys {
                 token: token.to_string(),
                 issuer,
                 kid,
                 failed,
+                scheme,
+                proof,
             },
         }
     }
 
-    fn finish<B>(&self, req: &mut Request<B>, result: Result<Arc<VerifiedToken>, VerifyError>) -> Decision {
-        match result {
-            Ok(token) => {
-                req.extensions_mut().insert(AuthState {
-                    step_up: self.step_up.clone(),
-                    token: Some(token.clone()),
-                });
-                self.after_verify(req, Some(token))
-            }
-            Err(e) => self.refuse(self.answers().invalid_token(e)),
+    /// The proof's own checks and the server nonce (RFC 9449 §4.3, §9).
+    fn check_proof<B>(&self, req: &Request<B>, token: &str) -> Result<VerifiedProof, Box<Refusal>> {
+        let answers = self.answers();
+        let Some(dpop) = &self.step_up.inner.dpop else {
+            return Err(Box::new(answers.missing_token()));
+        };
+        let mut proofs = req.headers().get_all(DPOP).iter();
+        let proof = match (proofs.next(), proofs.next()) {
+            (None, _) => Err(DpopError::Missing),
+            (Some(v), None) => v.to_str().map_err(|_| DpopError::Malformed("not ASCII")),
+            (Some(_), Some(_)) => Err(DpopError::MultipleProofs),
+        }
+        .map_err(|e| Box::new(answers.invalid_dpop_proof(e)))?;
+        let authority = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(http::uri::Authority::as_str));
+        let url = ExpectedUrl {
+            public: dpop.public_url.as_ref(),
+            scheme: req.uri().scheme_str(),
+            authority,
+            path: req.uri().path(),
+        };
+        let now = self.step_up.now();
+        let verified = dpop
+            .proofs
+            .verify(proof, req.method().as_str(), &url, token, now)
+            .map_err(|e| Box::new(answers.invalid_dpop_proof(e)))?;
+        if let Some(nonces) = &dpop.nonces
+            && !verified.nonce.as_deref().is_some_and(|n| nonces.check(n, now))
+        {
+            return Err(Box::new(answers.use_dpop_nonce()));
+        }
+        Ok(verified)
+    }
+
+    fn finish<B>(
+        &self,
+        req: &mut Request<B>,
+        result: Result<Arc<VerifiedToken>, VerifyError>,
+        scheme: AuthScheme,
+        proof: Option<VerifiedProof>,
+    ) -> Decision {
+        let token = match result.and_then(|t| self.bind(&t, scheme, proof.as_ref()).map(|()| t)) {
+            Ok(token) => token,
+            Err(e) => return self.refuse(self.answers().invalid_token(e), Some(scheme)),
+        };
+        req.extensions_mut().insert(AuthState {
+            step_up: self.step_up.clone(),
+            token: Some(token.clone()),
+            scheme: Some(scheme),
+        });
+        match proof {
+            Some(proof) => Decision::Spend { token, proof },
+            None => self.after_verify(req, Some(token), Some(scheme)),
         }
     }
 
-    fn after_verify<B>(&self, req: &Request<B>, token: Option<Arc<VerifiedToken>>) -> Decision {
+    /// The token fits the scheme it came under (RFC 9449 §7.1–7.2): a bound token only with
+    /// its proof, and the proof's key is the one it is bound to.
+    fn bind(
+        &self,
+        token: &VerifiedToken,
+        scheme: AuthScheme,
+        proof: Option<&VerifiedProof>,
+    ) -> Result<(), VerifyError> {
+        let mode = self
+            .step_up
+            .inner
+            .verifier
+            .issuer(token.issuer_index())
+            .map_or(DpopMode::Off, |r| r.dpop);
+        match (scheme, token.binding(), proof) {
+            (AuthScheme::DPoP, _, _) if mode == DpopMode::Off => Err(VerifyError::DpopNotAccepted),
+            (AuthScheme::DPoP, Binding::Jkt(jkt), Some(p)) if **jkt == *p.jkt => Ok(()),
+            (AuthScheme::DPoP, Binding::Jkt(_), _) => Err(VerifyError::DpopKeyMismatch),
+            (AuthScheme::DPoP, _, _) => Err(VerifyError::NotDpopBound),
+            (_, Binding::None, _) if mode == DpopMode::Required => Err(VerifyError::DpopRequired),
+            (_, Binding::None, _) => Ok(()),
+            (_, _, _) => Err(VerifyError::SenderConstrained),
+        }
+    }
+
+    /// Spends the proof's (`jkt`, `jti`) for as long as the proof could be accepted.
+    async fn spend(&self, proof: &VerifiedProof) -> Result<(), Box<Refusal>> {
+        let Some(dpop) = &self.step_up.inner.dpop else {
+            return Ok(());
+        };
+        let left = proof.iat.saturating_add(dpop.window).saturating_sub(self.step_up.now());
+        // One second more than the window, so that a proof at the edge is still remembered.
+        let ttl = Duration::from_secs(left.clamp(0, i64::MAX - 1).cast_unsigned().saturating_add(1));
+        let key = ReplayKey::new(&proof.jkt, &proof.jti);
+        match dpop.replay.insert_if_absent(key, ttl).await {
+            Ok(Insert::Fresh) => Ok(()),
+            Ok(Insert::Replayed) => Err(Box::new(self.answers().invalid_dpop_proof(DpopError::Replayed))),
+            Err(e) if dpop.fail_open => {
+                tracing::warn!(target: "stepup_tower", error = %e, "DPoP replay store failed; proof accepted unchecked (fail-open)");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(target: "stepup_tower", error = %e, "DPoP replay store failed; answering 503 (fail-closed)");
+                Err(Box::new(self.answers().replay_unavailable(e)))
+            }
+        }
+    }
+
+    fn after_verify<B>(
+        &self,
+        req: &Request<B>,
+        token: Option<Arc<VerifiedToken>>,
+        scheme: Option<AuthScheme>,
+    ) -> Decision {
         let Some(token) = token else {
             // Reached through an optional layer without a token.
             if self.mode == Mode::Optional && self.requirement.is_none() {
                 return Decision::Pass;
             }
-            return self.refuse(self.answers().missing_token());
+            return self.refuse(self.answers().missing_token(), None);
         };
         let Some(requirement) = &self.requirement else {
             tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "token accepted");
@@ -236,7 +365,7 @@ impl StepUpLayer {
             }
             Err(demand) => {
                 tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement not met");
-                self.refuse(self.answers().unmet(demand))
+                self.refuse(self.answers().unmet(demand), scheme)
             }
         }
     }
@@ -245,13 +374,70 @@ impl StepUpLayer {
         &self.step_up.inner.answers
     }
 
-    fn refuse(&self, refusal: Refusal) -> Decision {
+    fn refuse(&self, refusal: Refusal, scheme: Option<AuthScheme>) -> Decision {
+        Decision::Refuse(self.refusal(refusal, scheme))
+    }
+
+    /// The final form of a refusal: the request's scheme, a fresh nonce when nonces are on.
+    fn refusal(&self, refusal: Refusal, scheme: Option<AuthScheme>) -> Refusal {
+        let mut refusal = match scheme {
+            Some(s) => self.answers().in_scheme(refusal, s),
+            None => refusal,
+        };
+        if let Some(nonces) = self.step_up.inner.dpop.as_ref().and_then(|d| d.nonces.as_ref())
+            && refusal.status() == http::StatusCode::UNAUTHORIZED
+        {
+            refusal.set_dpop_nonce(nonces.issue(self.step_up.now()));
+        }
         tracing::debug!(target: "stepup_tower", status = refusal.status().as_u16(), reason = %refusal, "request refused");
-        Decision::Refuse(refusal)
+        refusal
     }
 
     fn response<B: From<Bytes>>(&self, refusal: &Refusal) -> Response<B> {
         self.step_up.inner.answers.respond(refusal).map(B::from)
+    }
+
+    /// What follows a decision that needs to wait (keys, the replay store), to the end.
+    async fn complete<S, ReqBody, ResBody>(
+        self,
+        mut req: Request<ReqBody>,
+        mut inner: S,
+        decision: Decision,
+    ) -> Result<Response<ResBody>, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        ResBody: From<Bytes>,
+    {
+        let decision = match decision {
+            Decision::NeedsKeys {
+                token,
+                issuer,
+                kid,
+                failed,
+                scheme,
+                proof,
+            } => {
+                let result = self.step_up.verify_after_refresh(&token, issuer, kid, failed).await;
+                self.finish(&mut req, result, scheme, proof)
+            }
+            other => other,
+        };
+        let decision = match decision {
+            Decision::Spend { token, proof } => match self.spend(&proof).await {
+                Ok(()) => self.after_verify(&req, Some(token), Some(AuthScheme::DPoP)),
+                Err(refusal) => Decision::Refuse(self.refusal(*refusal, Some(AuthScheme::DPoP))),
+            },
+            other => other,
+        };
+        match decision {
+            Decision::Pass => inner.call(req).await,
+            Decision::Refuse(refusal) => Ok(self.response(&refusal)),
+            // Keys are asked for once and proofs spent once: neither comes back here.
+            Decision::NeedsKeys { .. } | Decision::Spend { .. } => {
+                let refusal = self.answers().invalid_token(VerifyError::KeyNotFound { kid: None });
+                Ok(self.response(&refusal))
+            }
+        }
     }
 }
 
@@ -317,29 +503,12 @@ where
             Decision::Refuse(refusal) => Kind::Refused {
                 res: Some(self.layer.response(&refusal)),
             },
-            Decision::NeedsKeys {
-                token,
-                issuer,
-                kid,
-                failed,
-            } => {
+            decision @ (Decision::NeedsKeys { .. } | Decision::Spend { .. }) => {
                 // The service that was made ready goes into the future (tower's clone-and-swap).
                 let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let layer = self.layer.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
                 Kind::Refreshing {
-                    fut: Box::pin(async move {
-                        let result = layer.step_up.verify_after_refresh(&token, issuer, kid, failed).await;
-                        match layer.finish(&mut req, result) {
-                            Decision::Pass => inner.call(req).await,
-                            Decision::Refuse(refusal) => Ok(layer.response(&refusal)),
-                            // `finish` never asks for keys again.
-                            Decision::NeedsKeys { .. } => {
-                                let refusal = layer.answers().invalid_token(VerifyError::KeyNotFound { kid: None });
-                                Ok(layer.response(&refusal))
-                            }
-                        }
-                    }),
+                    fut: Box::pin(self.layer.clone().complete(req, inner, decision)),
                 }
             }
         };

@@ -50,6 +50,7 @@ pub mod bearer;
 pub mod challenge;
 mod config;
 mod crypto;
+pub mod dpop;
 mod error;
 pub mod extract;
 pub mod keys;

@@ -9,6 +9,14 @@
 //! | keys unavailable, when configured so | 503 | none; `Retry-After: 30`, body `temporarily_unavailable` |
 //! | missing scope | 403 | `error="insufficient_scope", scope="…"` |
 //! | authentication too weak or too old | 401 | `error="insufficient_user_authentication", acr_values="…", max_age=…` |
+//! | DPoP proof missing or invalid, or replayed (RFC 9449 §7.1) | 401 | `DPoP error="invalid_dpop_proof", algs="…"` |
+//! | DPoP proof without a valid server nonce (RFC 9449 §9) | 401 | `DPoP error="use_dpop_nonce"`, plus `DPoP-Nonce` |
+//! | DPoP replay store unreachable (fail-closed) | 503 | none; `Retry-After: 5` |
+//!
+//! With DPoP on ([`StepUpBuilder::dpop`](crate::StepUpBuilder::dpop)), the challenge of a
+//! refusal has the scheme the request used (`DPoP` challenges carry `algs`), and the other
+//! accepted scheme follows as a bare challenge in its own `WWW-Authenticate` field (RFC 9449
+//! §7.2): a request without credentials gets `Bearer realm="…"` and `DPoP realm="…", algs="…"`.
 //!
 //! The response can be replaced with a [`Responder`]: any `Fn(&Refusal) -> Response<Bytes>`.
 
@@ -19,7 +27,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::bearer::BearerError;
-use crate::challenge::{BearerChallenge, ErrorCode};
+use crate::challenge::{AuthScheme, BearerChallenge, ErrorCode};
+use crate::dpop::{DpopError, ReplayError};
 use crate::require::{Demand, Unmet};
 use crate::verify::VerifyError;
 
@@ -39,6 +48,12 @@ pub enum RefusalKind {
     InsufficientScope(Unmet),
     /// The authentication is too weak or too old (401 `insufficient_user_authentication`).
     StepUp(Unmet),
+    /// The DPoP proof is missing, invalid or replayed (401 `invalid_dpop_proof`).
+    InvalidDpopProof(DpopError),
+    /// The DPoP proof lacks a valid server nonce (401 `use_dpop_nonce`, RFC 9449 §9).
+    UseDpopNonce,
+    /// The replay store could not answer, and the layer fails closed (503).
+    ReplayUnavailable(ReplayError),
 }
 
 /// A refused request: what went wrong and the challenge that answers it.
@@ -46,11 +61,35 @@ pub enum RefusalKind {
 pub struct Refusal {
     kind: RefusalKind,
     challenge: BearerChallenge,
+    /// The other accepted scheme's bare challenge, when there is one.
+    other: Option<Box<BearerChallenge>>,
+    dpop_nonce: Option<String>,
 }
 
 impl Refusal {
     pub(crate) fn new(kind: RefusalKind, challenge: BearerChallenge) -> Self {
-        Self { kind, challenge }
+        Self {
+            kind,
+            challenge,
+            other: None,
+            dpop_nonce: None,
+        }
+    }
+
+    /// Every challenge, in order: [`Refusal::challenge`], then the other accepted scheme's
+    /// bare challenge (RFC 9449 §7.2) when DPoP is on. Each goes in its own
+    /// `WWW-Authenticate` field.
+    pub fn challenges(&self) -> impl Iterator<Item = &BearerChallenge> {
+        std::iter::once(&self.challenge).chain(self.other.as_deref())
+    }
+
+    /// A fresh server nonce for the `DPoP-Nonce` header (RFC 9449 §8), when nonces are on.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
+    }
+
+    pub(crate) fn set_dpop_nonce(&mut self, nonce: Option<String>) {
+        self.dpop_nonce = nonce;
     }
 
     /// What went wrong.
@@ -66,12 +105,14 @@ impl Refusal {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            RefusalKind::MissingToken | RefusalKind::InvalidToken(_) | RefusalKind::StepUp(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            RefusalKind::MissingToken
+            | RefusalKind::InvalidToken(_)
+            | RefusalKind::StepUp(_)
+            | RefusalKind::InvalidDpopProof(_)
+            | RefusalKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
             RefusalKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             RefusalKind::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            RefusalKind::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RefusalKind::KeysUnavailable(_) | RefusalKind::ReplayUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -106,12 +147,23 @@ impl Refusal {
         let mut res = Response::new(Bytes::from(body));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
-        if matches!(self.kind, RefusalKind::KeysUnavailable(_)) {
+        match self.kind {
             // Not the token's fault: no challenge (a client would throw a good token away),
             // and a hint when to come back.
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-        } else {
-            h.insert(header::WWW_AUTHENTICATE, self.challenge.to_header_value());
+            RefusalKind::KeysUnavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            }
+            RefusalKind::ReplayUnavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {
+                for c in self.challenges() {
+                    h.append(header::WWW_AUTHENTICATE, c.to_header_value());
+                }
+            }
+        }
+        if let Some(nonce) = self.dpop_nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            h.insert(DPOP_NONCE, nonce);
         }
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -127,6 +179,9 @@ impl fmt::Display for Refusal {
             RefusalKind::InvalidToken(e) => write!(f, "invalid token: {e}"),
             RefusalKind::KeysUnavailable(e) => write!(f, "keys unavailable: {e}"),
             RefusalKind::InsufficientScope(u) | RefusalKind::StepUp(u) => write!(f, "{u}"),
+            RefusalKind::InvalidDpopProof(e) => write!(f, "invalid DPoP proof: {e}"),
+            RefusalKind::UseDpopNonce => f.write_str("DPoP proof without a valid server nonce"),
+            RefusalKind::ReplayUnavailable(e) => write!(f, "DPoP proof not checked for replay: {e}"),
         }
     }
 }
@@ -167,6 +222,18 @@ impl Responder for DefaultResponder {
     }
 }
 
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
+/// Which schemes a layer accepts, when DPoP is on for some issuer.
+#[derive(Clone, Debug)]
+pub(crate) struct DpopAnswers {
+    /// `algs` of DPoP challenges.
+    pub(crate) algs: Vec<String>,
+    /// Some issuer accepts bearer tokens (not every issuer requires DPoP).
+    pub(crate) bearer: bool,
+}
+
 /// What every challenge of a layer carries, who writes the response, and which answer each
 /// refusal gets: the one place a refusal is mapped to a status.
 #[derive(Clone)]
@@ -176,6 +243,8 @@ pub(crate) struct Answers {
     pub(crate) responder: Arc<dyn Responder>,
     /// Keys that cannot be had at all: 503 instead of 401 `invalid_token`.
     pub(crate) unavailable_is_503: bool,
+    /// `None` when no issuer accepts DPoP.
+    pub(crate) dpop: Option<DpopAnswers>,
 }
 
 impl Answers {
@@ -216,6 +285,50 @@ impl Answers {
         }
     }
 
+    /// A refused DPoP proof: 401 `invalid_dpop_proof` (RFC 9449 §7.1).
+    pub(crate) fn invalid_dpop_proof(&self, e: DpopError) -> Refusal {
+        self.refusal(RefusalKind::InvalidDpopProof(e), Vec::new(), None)
+    }
+
+    /// A proof without a valid nonce: 401 `use_dpop_nonce` (RFC 9449 §9).
+    pub(crate) fn use_dpop_nonce(&self) -> Refusal {
+        self.refusal(RefusalKind::UseDpopNonce, Vec::new(), None)
+    }
+
+    /// The replay store could not answer: 503.
+    pub(crate) fn replay_unavailable(&self, e: ReplayError) -> Refusal {
+        self.refusal(RefusalKind::ReplayUnavailable(e), Vec::new(), None)
+    }
+
+    /// Puts the refusal's error in the scheme the request used (RFC 9449 §7.1: a DPoP request
+    /// is answered with a `DPoP` challenge), the other accepted scheme as a bare challenge.
+    pub(crate) fn in_scheme(&self, mut refusal: Refusal, scheme: AuthScheme) -> Refusal {
+        if refusal.challenge.scheme != scheme && self.dpop.is_some() && !forced_dpop(&refusal.kind) {
+            self.set_scheme(&mut refusal, scheme);
+        }
+        refusal
+    }
+
+    fn set_scheme(&self, refusal: &mut Refusal, scheme: AuthScheme) {
+        let Some(dpop) = &self.dpop else {
+            return;
+        };
+        refusal.challenge.scheme = scheme;
+        refusal.challenge.algs = match scheme {
+            AuthScheme::DPoP => dpop.algs.clone(),
+            _ => Vec::new(),
+        };
+        refusal.other = match scheme {
+            AuthScheme::DPoP if dpop.bearer => Some(Box::new(self.base())),
+            AuthScheme::DPoP => None,
+            _ => Some(Box::new(BearerChallenge {
+                scheme: AuthScheme::DPoP,
+                algs: dpop.algs.clone(),
+                ..self.base()
+            })),
+        };
+    }
+
     /// The challenge for a refusal.
     fn refusal(&self, kind: RefusalKind, acr_values: Vec<String>, max_age: Option<u64>) -> Refusal {
         let mut c = self.base();
@@ -246,11 +359,44 @@ impl Answers {
                 c.acr_values = acr_values;
                 c.max_age = max_age;
             }
+            RefusalKind::InvalidDpopProof(e) => {
+                c.error = Some(ErrorCode::Other("invalid_dpop_proof".into()));
+                c.error_description = Some(e.description().into());
+            }
+            RefusalKind::UseDpopNonce => {
+                c.error = Some(ErrorCode::Other("use_dpop_nonce".into()));
+                c.error_description = Some("the DPoP proof needs the nonce this server sent".into());
+            }
+            RefusalKind::ReplayUnavailable(_) => {
+                c.error = Some(ErrorCode::Other("temporarily_unavailable".into()));
+                c.error_description = Some("DPoP proofs cannot be checked right now".into());
+            }
         }
-        Refusal::new(kind, c)
+        let mut refusal = Refusal::new(kind, c);
+        if let Some(dpop) = &self.dpop {
+            let scheme = if forced_dpop(&refusal.kind) || !dpop.bearer {
+                AuthScheme::DPoP
+            } else {
+                AuthScheme::Bearer
+            };
+            self.set_scheme(&mut refusal, scheme);
+        }
+        refusal
     }
 
     pub(crate) fn respond(&self, refusal: &Refusal) -> Response<Bytes> {
         self.responder.respond(refusal)
     }
+}
+
+/// Refusals that only a `DPoP` challenge can express.
+fn forced_dpop(kind: &RefusalKind) -> bool {
+    matches!(
+        kind,
+        RefusalKind::InvalidDpopProof(_)
+            | RefusalKind::UseDpopNonce
+            | RefusalKind::InvalidToken(
+                VerifyError::DpopRequired | VerifyError::DpopKeyMismatch | VerifyError::NotDpopBound
+            )
+    )
 }

@@ -16,7 +16,7 @@
 //! assert_eq!(set.len(), 1);
 //! ```
 
-mod jwk;
+pub(crate) mod jwk;
 #[cfg(feature = "remote")]
 pub mod remote;
 

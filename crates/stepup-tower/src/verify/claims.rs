@@ -154,6 +154,31 @@ fn id_token_type(claims: &Map<String, Value>) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// How a token is bound to its holder (`cnf`, RFC 7800).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// No `cnf`: a bearer token.
+    None,
+    /// `cnf.jkt` (RFC 9449 §6.1): bound to the key with this RFC 7638 thumbprint.
+    Jkt(String),
+    /// A confirmation method we cannot check (e.g. mTLS `x5t#S256`, RFC 8705 §3): never
+    /// accepted, since the proof of possession cannot be verified here.
+    Other,
+}
+
+/// Reads `cnf`: an object; `jkt`, when present, a string.
+pub(crate) fn binding(claims: &Map<String, Value>) -> Result<Binding, VerifyError> {
+    match claims.get("cnf") {
+        None => Ok(Binding::None),
+        Some(Value::Object(cnf)) => match cnf.get("jkt") {
+            Some(Value::String(jkt)) if !jkt.is_empty() => Ok(Binding::Jkt(jkt.clone())),
+            Some(_) => Err(VerifyError::InvalidClaim("cnf")),
+            None => Ok(Binding::Other),
+        },
+        Some(_) => Err(VerifyError::InvalidClaim("cnf")),
+    }
+}
+
 /// Validates the claims against an issuer's rules and builds the context.
 pub(crate) fn validate(
     claims: &Map<String, Value>,
@@ -165,11 +190,6 @@ pub(crate) fn validate(
     match rules.profile {
         TokenProfile::AccessToken => access_token_type(claims, rules, typ_strict)?,
         TokenProfile::IdToken { .. } => id_token_type(claims)?,
-    }
-    // A sender-constrained token (RFC 9449 §6, RFC 8705 §3) is worthless without its proof:
-    // presented as a bearer token, it may have been stolen.
-    if claims.contains_key("cnf") {
-        return Err(VerifyError::SenderConstrained);
     }
     let iss = opt_string(claims, "iss")?.ok_or(VerifyError::MissingClaim("iss"))?;
     // RFC 7519 §4.1.4: exp is required here; the token must not be used at or after it.

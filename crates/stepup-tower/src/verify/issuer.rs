@@ -61,6 +61,7 @@ pub struct Issuer {
     pub(crate) typ_optional: bool,
     pub(crate) client_claim: Option<String>,
     pub(crate) omitted: Vec<String>,
+    pub(crate) dpop: crate::dpop::DpopMode,
 }
 
 impl fmt::Debug for Issuer {
@@ -88,6 +89,7 @@ impl Issuer {
             typ_optional: false,
             client_claim: None,
             omitted: Vec::new(),
+            dpop: crate::dpop::DpopMode::Off,
         }
     }
 
@@ -106,6 +108,7 @@ impl Issuer {
             typ_optional: false,
             client_claim: None,
             omitted: Vec::new(),
+            dpop: crate::dpop::DpopMode::Off,
         }
     }
 
@@ -196,6 +199,15 @@ impl Issuer {
         self
     }
 
+    /// Whether this issuer's tokens may, or must, be sender-constrained with DPoP (RFC 9449).
+    /// Default [`DpopMode::Off`](crate::dpop::DpopMode::Off): a token with `cnf` is refused.
+    /// The proof rules (algorithms, window, public URL, replay store, nonces) are set once for
+    /// the layer with [`StepUpBuilder::dpop`](crate::StepUpBuilder::dpop).
+    pub fn dpop(mut self, mode: crate::dpop::DpopMode) -> Self {
+        self.dpop = mode;
+        self
+    }
+
     /// Verifies with a fixed key set.
     pub fn static_keys(self, set: KeySet) -> Self {
         self.key_source(StaticKeys::new(set))
@@ -238,6 +250,8 @@ pub(crate) struct IssuerRules {
     pub(crate) client_claim: String,
     /// RFC 9068 §2.2 claims that must be present in an access token.
     pub(crate) rfc9068_required: Vec<&'static str>,
+    /// DPoP off, allowed or required.
+    pub(crate) dpop: crate::dpop::DpopMode,
 }
 
 /// Claims that never name the OAuth client, so cannot stand in for `client_id`.
@@ -356,5 +370,6 @@ pub(crate) fn validate(issuer: Issuer) -> Result<IssuerRules, ConfigError> {
         typ_optional: issuer.typ_optional,
         client_claim,
         rfc9068_required,
+        dpop: issuer.dpop,
     })
 }

@@ -146,6 +146,14 @@ pub enum VerifyError {
     /// The token is sender-constrained (`cnf`, RFC 9449 / RFC 8705) and was presented without
     /// its proof of possession.
     SenderConstrained,
+    /// The token was presented with a DPoP proof but is not bound to a key (`cnf.jkt`).
+    NotDpopBound,
+    /// The token's `cnf.jkt` is not the thumbprint of the proof's key.
+    DpopKeyMismatch,
+    /// The token's issuer does not accept DPoP.
+    DpopNotAccepted,
+    /// The token's issuer requires DPoP and the token came as a bearer token.
+    DpopRequired,
 }
 
 impl VerifyError {
@@ -177,6 +185,10 @@ impl VerifyError {
             Self::KeysUnavailable(_) => "signing keys unavailable",
             Self::BadSignature => "invalid signature",
             Self::SenderConstrained => "a sender-constrained token (cnf) is not accepted as a bearer token",
+            Self::NotDpopBound => "the token is not bound to a DPoP key",
+            Self::DpopKeyMismatch => "invalid DPoP key binding",
+            Self::DpopNotAccepted => "DPoP is not accepted for this token's issuer",
+            Self::DpopRequired => "a DPoP-bound token and proof are required",
         }
     }
 }
@@ -236,6 +248,7 @@ fn invalid_text(claim: &str) -> &'static str {
         "auth_time" => "claim auth_time invalid",
         "scope" => "claim scope invalid",
         "scp" => "claim scp invalid",
+        "cnf" => "claim cnf invalid",
         _ => "a claim is invalid",
     }
 }
@@ -263,6 +276,8 @@ pub struct VerifiedToken {
     claims: Arc<Map<String, Value>>,
     alg: Algorithm,
     kid: Option<String>,
+    binding: claims::Binding,
+    issuer: usize,
 }
 
 impl VerifiedToken {
@@ -295,6 +310,29 @@ impl VerifiedToken {
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
+
+    /// `cnf.jkt`: the RFC 7638 thumbprint of the key this token is bound to (RFC 9449 §6.1),
+    /// when it is DPoP-bound.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        match &self.binding {
+            claims::Binding::Jkt(jkt) => Some(jkt),
+            _ => None,
+        }
+    }
+
+    /// Whether the token carries `cnf` at all (DPoP or another confirmation method).
+    pub fn is_sender_constrained(&self) -> bool {
+        self.binding != claims::Binding::None
+    }
+
+    pub(crate) fn binding(&self) -> &claims::Binding {
+        &self.binding
+    }
+
+    /// Index of the issuer that verified it.
+    pub(crate) fn issuer_index(&self) -> usize {
+        self.issuer
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +345,8 @@ impl VerifiedToken {
             claims: Arc::new(claims),
             alg: Algorithm::ES256,
             kid: None,
+            binding: claims::Binding::None,
+            issuer: 0,
         }
     }
 }
@@ -380,7 +420,7 @@ impl<'de> Visitor<'de> for UniqueVisitor {
 const DUPLICATE: &str = "stepup-duplicate-member";
 
 /// Parses a JSON object, refusing duplicate member names at every depth.
-fn parse_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, VerifyError> {
+pub(crate) fn parse_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, VerifyError> {
     match serde_json::from_slice::<Unique>(bytes) {
         Ok(Unique(Value::Object(o))) => Ok(o),
         Ok(_) => Err(VerifyError::Malformed(what)),
@@ -389,7 +429,7 @@ fn parse_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, 
     }
 }
 
-fn is_b64url(s: &str) -> bool {
+pub(crate) fn is_b64url(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -669,8 +709,11 @@ impl Verifier {
         };
         // Step 9: claims.
         let context = claims::validate(&claims, rules, now, self.leeway, typ_strict)?;
+        let binding = claims::binding(&claims)?;
         let token = VerifiedToken {
             context,
+            binding,
+            issuer: index,
             alg: jws.alg,
             kid: jws.kid().map(str::to_string),
             claims: Arc::new(claims),

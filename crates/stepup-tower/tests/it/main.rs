@@ -13,6 +13,7 @@
 mod answers;
 mod attacks;
 mod cache;
+mod dpop;
 mod interop;
 mod jwks_server;
 mod remote;
