@@ -79,9 +79,11 @@ if TARBALL="$(npm pack --silent --pack-destination "$SCRATCH" 2>"$SCRATCH/pack.l
 package/LICENSE
 package/README.md
 package/package.json
+package/src/dpop.js
 package/src/index.js
 package/src/oidc-client-ts.js
 package/src/oidc.js
+package/types/dpop.d.ts
 package/types/index.d.ts
 package/types/oidc-client-ts.d.ts
 package/types/oidc.d.ts

@@ -7,15 +7,20 @@
 // see one step-up send both, once each. The SPA's step-up client is the stepup-fetch package
 // (clients/stepup-fetch), served by the demo.
 //
+// The access tokens are DPoP-bound (RFC 9449; the demo accepts DPoP by default): the SPA's
+// token request carries a proof, the token names its key (`cnf.jkt`), every API request carries
+// `Authorization: DPoP` and a proof, and the step-up answers the DPoP challenge.
+//
 //   node tests/browser/browser.mjs http://127.0.0.1:8080
 //
 // Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 // Screenshots go to target/browser-screenshots/NN-step.png.
 
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { parseChallenges } from '../../clients/stepup-fetch/src/index.js';
 import {
   NAV_MS,
   ROOT,
@@ -24,6 +29,7 @@ import {
   isClean,
   must,
   readPending,
+  waitPending,
   run,
   screenshotter,
   show,
@@ -110,6 +116,54 @@ function jwtPayload(jwt) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// DPoP (RFC 9449)
+
+const sha256 = (s) => createHash('sha256').update(s).digest('base64url');
+/** RFC 7638 thumbprint of an EC public JWK. */
+const thumbprint = (jwk) => sha256(JSON.stringify({ crv: jwk?.crv, kty: jwk?.kty, x: jwk?.x, y: jwk?.y }));
+
+/** A DPoP proof, decoded and its signature checked with its own jwk: {header, claims, ok}. */
+async function readProof(proof) {
+  try {
+    const [h, c, sig] = String(proof).split('.');
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+    const claims = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
+    const key = await crypto.subtle.importKey('jwk', header.jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+    const signed = await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, Buffer.from(sig, 'base64url'), new TextEncoder().encode(`${h}.${c}`));
+    const ok = signed && header.typ === 'dpop+jwt' && header.alg === 'ES256' && !('d' in header.jwk) && typeof claims.jti === 'string' && Number.isInteger(claims.iat);
+    return { header, claims, ok };
+  } catch {
+    return { header: null, claims: null, ok: false };
+  }
+}
+
+/** What the page sent with a request: method, path, Authorization and the decoded DPoP proof. */
+async function sent(request) {
+  const headers = await request.allHeaders().catch(() => ({}));
+  return {
+    method: request.method(),
+    url: request.url(),
+    path: new URL(request.url()).pathname,
+    authorization: headers.authorization ?? null,
+    proof: headers.dpop ? await readProof(headers.dpop) : null,
+  };
+}
+
+/** Whether `r` (from `sent`) is a DPoP request with `token` and a valid proof for it. */
+const dpopRequest = (r, token) =>
+  r.authorization === `DPoP ${token}` && r.proof?.ok === true && r.proof.claims.htm === r.method &&
+  r.proof.claims.htu === `${new URL(r.url).origin}${r.path}` && r.proof.claims.ath === sha256(token);
+
+const sessionAccessToken = (page) =>
+  page.evaluate(() => {
+    try {
+      return JSON.parse(sessionStorage.getItem('bank-demo.session') ?? 'null')?.accessToken ?? null;
+    } catch {
+      return null;
+    }
+  });
+
 /** Sends AMOUNT to PAYEE and waits for the SPA's step-up offer. */
 async function sendUntilStepUpOffer(page) {
   await submitTransfer(page, PAYEE, AMOUNT);
@@ -137,7 +191,7 @@ async function twoTransfersOneStepUp(page, seen) {
   const offered = await waitVisible(page, '#stepup-continue');
   const [bothOk, both] = await waitText(page, '#stepup-transfer', '2 transfers wait');
   must(check('two transfers started together get one step-up offer naming both', offered && bothOk && PAIR.every(([to, a]) => (both ?? '').includes(to) && (both ?? '').includes(a)), `#stepup-transfer is ${show(both)}`));
-  const pending = await readPending(page);
+  const pending = await waitPending(page, 2);
   check('both wait in sessionStorage, each with its own Idempotency-Key', pending.entries?.length === 2 && new Set(pending.entries.map((e) => e.idempotencyKey)).size === 2, show(pending.raw));
   check('both were refused with 401 before the step-up', seen.transfers.slice(firstPost).length === 2 && seen.transfers.slice(firstPost).every((t) => t.status === 401), show(seen.transfers.slice(firstPost)));
   await screenshot(page, 'two-transfers-one-offer');
@@ -208,6 +262,42 @@ async function scenario(page, seen) {
   check('#login-button is hidden and #logout-button shown once signed in', !(await page.isVisible('#login-button')) && (await page.isVisible('#logout-button')));
   await screenshot(page, 'signed-in');
 
+  // 3b. DPoP: the token request's proof, the bound token, the API requests' proofs, the key.
+  const servedDpop = await page.evaluate(async () => (await fetch('/stepup-fetch/dpop.js', { cache: 'no-store' })).text());
+  check('/stepup-fetch/dpop.js is clients/stepup-fetch/src/dpop.js byte for byte', servedDpop === readFileSync(path.join(ROOT, 'clients', 'stepup-fetch', 'src', 'dpop.js'), 'utf8'));
+  const firstToken = await sessionAccessToken(page);
+  const jkt = jwtPayload(firstToken)?.cnf?.jkt;
+  check('the access token is DPoP-bound: it carries cnf.jkt (RFC 9449 §6.1)', typeof jkt === 'string' && /^[A-Za-z0-9_-]{43}$/.test(jkt), show(jwtPayload(firstToken)?.cnf ?? null));
+  const tokenRequest = (await Promise.all(seen.tokenRequests))[0];
+  const tp = tokenRequest?.proof;
+  check(
+    'the SPA\'s token request carries a DPoP proof: POST, htu the token endpoint, no ath, signed with its jwk',
+    tp?.ok && tp.claims.htm === 'POST' && tp.claims.htu === `${BASE}/idp/token` && tp.claims.ath === undefined && tokenRequest.authorization === null,
+    show(tp?.claims ?? null),
+  );
+  check('... and the token is bound to that proof\'s key (RFC 7638 thumbprint = cnf.jkt)', Boolean(jkt) && thumbprint(tp?.header?.jwk) === jkt);
+  const apiSoFar = await Promise.all(seen.api);
+  check(
+    'the API requests carry Authorization: DPoP <token> and a DPoP proof (htm, htu, ath of the token) signed by the bound key',
+    apiSoFar.length >= 2 && apiSoFar.every((r) => dpopRequest(r, firstToken) && thumbprint(r.proof.header.jwk) === jkt),
+    show(apiSoFar.map((r) => ({ path: r.path, authorization: r.authorization?.split(' ')[0] ?? null, proof: r.proof?.claims ?? null }))),
+  );
+  check('each proof has its own jti', new Set(apiSoFar.map((r) => r.proof?.claims?.jti)).size === apiSoFar.length);
+  const keyInfo = await page.evaluate(() => new Promise((resolve) => {
+    const open = indexedDB.open('bank-demo.dpop');
+    open.onerror = () => resolve(null);
+    open.onsuccess = () => {
+      try {
+        const req = open.result.transaction('keys', 'readonly').objectStore('keys').get('pair');
+        req.onsuccess = () => resolve(req.result ? { privateExtractable: req.result.privateKey.extractable, alg: req.result.privateKey.algorithm } : null);
+        req.onerror = () => resolve(null);
+      } catch {
+        resolve(null);
+      }
+    };
+  }));
+  check('the DPoP key pair is kept in IndexedDB, ECDSA P-256, its private key not extractable', keyInfo?.privateExtractable === false && keyInfo?.alg?.name === 'ECDSA' && keyInfo?.alg?.namedCurve === 'P-256', show(keyInfo));
+
   // 4. A transfer the bank would refuse anyway: the SPA says so next to the field, sends nothing
   //    and stays on the page (no second factor asked for it).
   await submitTransfer(page, PAYEE, '5000.00');
@@ -230,6 +320,17 @@ async function scenario(page, seen) {
     show(ask),
   );
   check('the first transfer attempt was refused with 401 insufficient_user_authentication', seen.transfers[0]?.status === 401 && /insufficient_user_authentication/.test(seen.transfers[0]?.challenge ?? ''), show(seen.transfers[0] ?? null));
+  let dpopStepUp = null;
+  try {
+    dpopStepUp = parseChallenges(seen.transfers[0]?.challenge ?? '').find((c) => c.scheme === 'DPoP') ?? null;
+  } catch {
+    dpopStepUp = null;
+  }
+  check(
+    '... in a DPoP challenge (RFC 9449 §7.1): DPoP error="insufficient_user_authentication" with acr_values, max_age=300 and algs',
+    dpopStepUp?.params.error === 'insufficient_user_authentication' && dpopStepUp.params.acr_values === MFA_ACR && dpopStepUp.params.max_age === '300' && (dpopStepUp.params.algs ?? '').split(' ').includes('ES256'),
+    show(seen.transfers[0]?.challenge ?? null),
+  );
   const logged = seen.console.find((line) => line.includes('step-up challenge'));
   let summary = null;
   try {
@@ -238,8 +339,8 @@ async function scenario(page, seen) {
     summary = null;
   }
   check(
-    'the console shows the parsed challenge (scheme, error, acr_values, max_age)',
-    summary?.scheme === 'Bearer' && summary?.error === 'insufficient_user_authentication' && summary?.acr_values?.includes(MFA_ACR) && summary?.max_age === 300,
+    'the console shows the parsed challenge (scheme DPoP, error, acr_values, max_age)',
+    summary?.scheme === 'DPoP' && summary?.error === 'insufficient_user_authentication' && summary?.acr_values?.includes(MFA_ACR) && summary?.max_age === 300,
     show(logged ?? null),
   );
   const pending = await readPending(page);
@@ -323,6 +424,18 @@ async function scenario(page, seen) {
   );
   check('the SPA URL is clean after the step-up', isClean(page.url()), page.url());
   check('nothing waits in sessionStorage once the transfer was replayed', (await readPending(page)).raw === 'null');
+  const stepUpToken = await sessionAccessToken(page);
+  const replayed = (await Promise.all(seen.api)).filter((r) => r.method === 'POST' && r.path === '/api/transfers').at(-1);
+  check(
+    'the step-up with DPoP completed: the replayed transfer (201) carried Authorization: DPoP with the new token and its proof',
+    round[1]?.status === 201 && stepUpToken !== firstToken && Boolean(replayed) && dpopRequest(replayed, stepUpToken),
+    show({ authorization: replayed?.authorization?.split(' ')[0] ?? null, proof: replayed?.proof?.claims ?? null }),
+  );
+  check(
+    'the key survived the redirect: the step-up token is bound to the same key (cnf.jkt), and says multi-factor',
+    jwtPayload(stepUpToken)?.cnf?.jkt === jkt && jwtPayload(stepUpToken)?.acr === MFA_ACR && thumbprint(replayed?.proof?.header?.jwk) === jkt,
+    show(jwtPayload(stepUpToken)?.cnf ?? null),
+  );
   await screenshot(page, 'transfer-done');
 
   const token = await page.evaluate(() => {
@@ -447,9 +560,11 @@ const screenshot = screenshotter();
 
 run({
   label: `browser test against ${BASE}`,
-  seen: { authorize: [], logout: [] },
+  seen: { authorize: [], logout: [], api: [], tokenRequests: [] },
   onRequest: (r, seen) => {
     const p = new URL(r.url()).pathname;
+    if (p.startsWith('/api/')) seen.api.push(sent(r));
+    if (p.endsWith('/idp/token') && r.method() === 'POST') seen.tokenRequests.push(sent(r));
     if (p.endsWith('/idp/authorize')) seen.authorize.push(r.url());
     if (p.endsWith('/idp/logout') && r.method() === 'GET') seen.logout.push(r.url());
   },

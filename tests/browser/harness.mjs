@@ -104,6 +104,27 @@ export async function submitTransfer(page, to, amount) {
 }
 
 /** What stepup-fetch keeps in sessionStorage: `{raw, entries}` (raw 'null' when nothing waits). */
+/** Waits (up to `timeout`) until `n` requests wait in sessionStorage: the page saves them as the
+ * challenges arrive, which may be just after it shows the offer. */
+export async function waitPending(page, n, timeout = WAIT_MS) {
+  try {
+    await page.waitForFunction(
+      ([k, count]) => {
+        try {
+          return (JSON.parse(sessionStorage.getItem(k) ?? 'null') ?? []).length >= count;
+        } catch {
+          return false;
+        }
+      },
+      [PENDING_KEY, n],
+      { timeout, polling: 100 },
+    );
+  } catch {
+    // Reported by the caller's check on what is there.
+  }
+  return readPending(page);
+}
+
 export async function readPending(page) {
   const raw = String(await page.evaluate((k) => sessionStorage.getItem(k), PENDING_KEY));
   try {

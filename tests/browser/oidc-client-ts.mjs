@@ -21,6 +21,7 @@ import {
   isClean,
   must,
   readPending,
+  waitPending,
   run,
   screenshotter,
   show,
@@ -138,7 +139,7 @@ async function scenario(page, seen) {
   await submitTransfer(page, PAYEE_2, '5.00');
   const [bothOk, both] = await waitText(page, '#stepup-transfer', '2 transfers wait');
   must(check('two transfers started together get one step-up offer naming both', bothOk, show(both)));
-  check('both wait in sessionStorage', (await readPending(page)).entries?.length === 2);
+  check('both wait in sessionStorage', (await waitPending(page, 2)).entries?.length === 2);
   await screenshot(page, 'two-transfers-one-offer');
   await page.click('#stepup-continue');
   const [allOk, all] = await waitText(page, '#message', 'Transfers done', NAV_MS);

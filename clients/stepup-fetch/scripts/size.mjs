@@ -1,5 +1,6 @@
-// The size of the core (src/index.js, everything but the adapters, which are the separate
-// entry points stepup-fetch/oidc and stepup-fetch/oidc-client-ts): minified by esbuild, then
+// The size of the core (src/index.js, everything but the adapters and DPoP, which are the
+// separate entry points stepup-fetch/oidc, stepup-fetch/oidc-client-ts and stepup-fetch/dpop):
+// minified by esbuild, then
 // gzipped by node's zlib at level 9.
 //
 //   node scripts/size.mjs            prints the figures
@@ -24,8 +25,8 @@ function measure(entry, external = []) {
 const core = measure('src/index.js');
 const kb = (core.gzip / 1024).toFixed(1);
 console.log(`core (src/index.js): ${core.minified} bytes minified, ${core.gzip} bytes minified+gzip (${kb} KB)`);
-for (const entry of ['src/oidc.js', 'src/oidc-client-ts.js']) {
-  const m = measure(entry, ['./index.js']);
+for (const entry of ['src/oidc.js', 'src/oidc-client-ts.js', 'src/dpop.js']) {
+  const m = measure(entry, ['./index.js', './dpop.js']);
   console.log(`adapter ${entry} (without the core): ${m.minified} bytes minified, ${m.gzip} bytes minified+gzip`);
 }
 

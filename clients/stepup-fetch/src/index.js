@@ -6,6 +6,8 @@
 // - Microsoft Entra's claims challenge: `401` + `Bearer error="insufficient_claims",
 //   claims="<base64 JSON>"` (a claims request, OpenID Connect Core 1.0 §5.5).
 // - RFC 9110 §11.6.1: the `WWW-Authenticate` grammar (`parseChallenges`).
+// - RFC 9449 §7.1: with a `dpop` signer (stepup-fetch/dpop), `Authorization: DPoP` and a proof
+//   per request; the DPoP challenge answers the same way, and `use_dpop_nonce` is retried once.
 //
 // No DOM and no dependency: `fetch`, `Request`, `Headers`, `crypto.getRandomValues`, `atob`
 // and `TextDecoder` are all it uses, as found in browsers and in Node >= 20.
@@ -205,7 +207,7 @@ export function parseChallenges(header) {
  * @property {string[]} scope RFC 6750 §3 `scope` of an `insufficient_scope` challenge.
  * @property {string|null} claims The decoded JSON text of an `insufficient_claims` challenge's
  *   `claims` (an OpenID Connect Core 1.0 §5.5 claims request), or null.
- * @property {Challenge} challenge The Bearer challenge as parsed.
+ * @property {Challenge} challenge The challenge as parsed (Bearer, or DPoP for a DPoP request).
  * @property {number} status The response status (401 or 403).
  * @property {string} method The challenged request's method.
  * @property {string} url The challenged request's URL.
@@ -230,14 +232,16 @@ function decodeClaims(v) {
  * The step-up a response asks for, or null: a `401` Bearer challenge with
  * `error="insufficient_user_authentication"` (RFC 9470 §3) or `error="insufficient_claims"`
  * with a base64 JSON `claims`, or a `403` with `error="insufficient_scope"` (RFC 6750 §3.1).
- * The Bearer challenge is chosen among several (DPoP, Basic, …). A malformed header, a
- * `max_age` that is not a non-negative integer or `claims` that are not base64 JSON: null.
+ * The challenge of `scheme` (the request's: `Bearer`, or `DPoP` for a DPoP request, RFC 9449
+ * §7.1) is chosen among several. A malformed header, a `max_age` that is not a non-negative
+ * integer or `claims` that are not base64 JSON: null.
  *
  * @param {Response} response
  * @param {{method?: string, url?: string}} [request]
+ * @param {string} [scheme] Defaults to `Bearer`.
  * @returns {StepUpRequest|null}
  */
-export function stepUpRequest(response, request = {}) {
+export function stepUpRequest(response, request = {}, scheme = 'Bearer') {
   const status = response.status;
   if (status !== 401 && status !== 403) return null;
   let all;
@@ -247,7 +251,7 @@ export function stepUpRequest(response, request = {}) {
     return null;
   }
   for (const challenge of all) {
-    if (challenge.scheme.toLowerCase() !== 'bearer') continue;
+    if (challenge.scheme.toLowerCase() !== scheme.toLowerCase()) continue;
     const p = challenge.params;
     const error = own(p, 'error');
     const base = {
@@ -420,6 +424,36 @@ export function discardPending(storage, { storageKey = PENDING_KEY } = {}) {
 // The fetch
 
 /**
+ * A DPoP signer (`createDpop` of stepup-fetch/dpop), as the fetch uses it.
+ *
+ * @typedef {object} DpopSigner
+ * @property {(method: string, url: string, accessToken?: string|null) => Promise<string>} proof
+ * @property {(url: string, response: Response) => boolean} observe
+ */
+
+/**
+ * Sends `request` with `headers` and the token: `Authorization: Bearer` (RFC 6750 §2.1), or
+ * with `dpop` `Authorization: DPoP` and a new proof (RFC 9449 §7.1), sent once more with a
+ * new proof when the server asks for a nonce (RFC 9449 §9).
+ *
+ * @param {typeof fetch} doFetch
+ * @param {DpopSigner|null} dpop
+ * @param {Request} request
+ * @param {Headers} headers
+ * @param {string|null|undefined} token
+ */
+async function authorized(doFetch, dpop, request, headers, token) {
+  for (let again = Boolean(dpop && token); ; again = false) {
+    const h = new Headers(headers);
+    if (token) h.set('authorization', `${dpop ? 'DPoP' : 'Bearer'} ${token}`);
+    if (dpop && token) h.set('dpop', await dpop.proof(request.method, request.url, token));
+    const res = await doFetch(new Request(request.clone(), { headers: h }));
+    if (!dpop?.observe(request.url, res) || !again) return res;
+    res.body?.cancel().catch(() => {});
+  }
+}
+
+/**
  * @typedef {object} StepUpFetchOptions
  * @property {typeof fetch} [fetch] Defaults to `globalThis.fetch`.
  * @property {() => (string|null|undefined|Promise<string|null|undefined>)} getAccessToken
@@ -430,6 +464,8 @@ export function discardPending(storage, { storageKey = PENDING_KEY } = {}) {
  * @property {StorageLike|null} [storage] Enables the redirect flow: each challenged request is
  *   written here before `reauthenticate` is called, for `resumePending` after the redirect.
  * @property {string} [storageKey] Defaults to `PENDING_KEY`.
+ * @property {DpopSigner|null} [dpop] Sends DPoP-bound tokens (`createDpop` of
+ *   stepup-fetch/dpop): `Authorization: DPoP` and a proof per request, the DPoP challenge.
  */
 
 /**
@@ -457,7 +493,7 @@ function textBody(input, init) {
  * @returns {(input: RequestInfo|URL, init?: RequestInit) => Promise<Response>}
  */
 export function createStepUpFetch(options) {
-  const { getAccessToken, reauthenticate, storage = null, storageKey = PENDING_KEY } = options ?? {};
+  const { getAccessToken, reauthenticate, storage = null, storageKey = PENDING_KEY, dpop = null } = options ?? {};
   const doFetch = options?.fetch ?? ((input, init) => globalThis.fetch(input, init));
   if (typeof getAccessToken !== 'function') throw new TypeError('createStepUpFetch: getAccessToken must be a function');
   if (typeof reauthenticate !== 'function') throw new TypeError('createStepUpFetch: reauthenticate must be a function');
@@ -465,16 +501,13 @@ export function createStepUpFetch(options) {
   let running = null;
   let generation = 0; // re-authentications completed
 
+  const scheme = dpop ? 'DPoP' : 'Bearer';
   /**
    * @param {Request} request
    * @param {Headers} headers
    * @param {string|null|undefined} token
    */
-  const send = (request, headers, token) => {
-    const h = new Headers(headers);
-    if (token) h.set('authorization', `Bearer ${token}`);
-    return doFetch(new Request(request.clone(), { headers: h }));
-  };
+  const send = (request, headers, token) => authorized(doFetch, dpop, request, headers, token);
 
   return async function apiFetch(input, init) {
     const request = new Request(input, init);
@@ -486,7 +519,7 @@ export function createStepUpFetch(options) {
     const sentIn = generation;
     const token = await getAccessToken();
     const first = await send(request, headers, token);
-    const stepUp = stepUpRequest(first, request);
+    const stepUp = stepUpRequest(first, request, scheme);
     if (!stepUp) return first;
     first.body?.cancel().catch(() => {});
 
@@ -546,7 +579,7 @@ export function createStepUpFetch(options) {
       });
     }
     const retry = await send(request, headers, newToken);
-    const again = stepUpRequest(retry, request);
+    const again = stepUpRequest(retry, request, scheme);
     if (again) {
       retry.body?.cancel().catch(() => {});
       throw new StepUpError(`the retried request was challenged again (${again.reason}); it is not retried twice`, {
@@ -569,6 +602,7 @@ export function createStepUpFetch(options) {
  * @property {{acr?: unknown, auth_time?: unknown}|null} [idTokenClaims] The new ID token's
  *   claims: each pending request is checked against them with `verifyStepUp` first.
  * @property {number} [maxAgeMs] Defaults to `PENDING_MAX_AGE_MS` (10 minutes).
+ * @property {DpopSigner|null} [dpop] As for `createStepUpFetch`.
  */
 
 /**
@@ -588,7 +622,7 @@ export function createStepUpFetch(options) {
  * @param {ResumeOptions} options
  * @returns {Promise<ResumeResult[]>}
  */
-export async function resumeAllPending({ fetch: f, getAccessToken, storage, storageKey = PENDING_KEY, idTokenClaims = null, maxAgeMs = PENDING_MAX_AGE_MS }) {
+export async function resumeAllPending({ fetch: f, getAccessToken, storage, storageKey = PENDING_KEY, idTokenClaims = null, maxAgeMs = PENDING_MAX_AGE_MS, dpop = null }) {
   const doFetch = f ?? ((input, init) => globalThis.fetch(input, init));
   const raw = storage.getItem(storageKey);
   if (raw === null || raw === undefined) return [];
@@ -624,11 +658,9 @@ export async function resumeAllPending({ fetch: f, getAccessToken, storage, stor
         });
       }
       if (idTokenClaims) verifyStepUp(idTokenClaims, stepUp, { now });
-      const headers = new Headers(pending.headers);
-      const token = await getAccessToken();
-      if (token) headers.set('authorization', `Bearer ${token}`);
-      const response = await doFetch(new Request(pending.url, { method: pending.method, headers, body: pending.body }));
-      const again = stepUpRequest(response, pending);
+      const request = new Request(pending.url, { method: pending.method, headers: pending.headers, body: pending.body });
+      const response = await authorized(doFetch, dpop, request, new Headers(pending.headers), await getAccessToken());
+      const again = stepUpRequest(response, pending, dpop ? 'DPoP' : 'Bearer');
       if (again) {
         throw new StepUpError(`the replayed request was challenged again (${again.reason})`, {
           reason: 'still_challenged', status: again.status, challenge: again.challenge, stepUp: again, response,

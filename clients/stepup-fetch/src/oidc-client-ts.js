@@ -1,14 +1,18 @@
 // stepup-fetch/oidc-client-ts: answers step-ups with oidc-client-ts's UserManager
 // (signinRedirect / signinPopup), passing the challenge on as OpenID Connect Core 1.0
 // §3.1.2.1 `acr_values`, `max_age` and `scope`, and §5.5 `claims` (extraQueryParams.claims).
+// With oidc-client-ts's own DPoP (its `dpop` setting, v3.1 and later: it binds the tokens,
+// RFC 9449 §5), the adapter's `dpop` signs the API's proofs with that same key pair.
 
 import { StepUpError, decodeJwtPayload, verifyStepUp } from './index.js';
+import { createDpop } from './dpop.js';
 
 /**
  * What the adapter uses of oidc-client-ts's `UserManager` (v3).
  *
  * @typedef {object} UserManagerLike
- * @property {{scope?: string, extraQueryParams?: Record<string, string|number|boolean>}} settings
+ * @property {{scope?: string, extraQueryParams?: Record<string, string|number|boolean>, client_id?: string,
+ *   dpop?: {store: {get(key: string): Promise<{keys: CryptoKeyPair}|undefined>}}}} settings
  * @property {() => Promise<UserLike|null>} getUser
  * @property {(args?: any) => Promise<void>} signinRedirect
  * @property {(args?: any) => Promise<UserLike>} signinPopup
@@ -43,11 +47,16 @@ export function idTokenClaims(user) {
  *   (`redirect_returned`).
  * - `popup: true`: `signinPopup`; the new ID token is checked with `verifyStepUp` before
  *   the retry (`StepUpError` `weaker_authentication`).
+ * - `dpop`: a DPoP signer (stepup-fetch/dpop) over the key pair oidc-client-ts keeps in the
+ *   store of its `dpop` setting, when that is set (null otherwise): spread into
+ *   `createStepUpFetch` and `resumePending`, API requests then carry `Authorization: DPoP` and
+ *   a proof (RFC 9449 §7.1).
  *
  * @param {UserManagerLike} userManager
  * @param {{popup?: boolean, state?: unknown}} [options]
  */
 export function oidcClientTsAdapter(userManager, { popup = false, state = { stepUp: true } } = {}) {
+  const { dpop, client_id: clientId = '' } = userManager.settings;
   /** @param {import('./index.js').StepUpRequest} stepUp */
   const args = (stepUp) => {
     const { scope, extraQueryParams } = userManager.settings;
@@ -73,5 +82,15 @@ export function oidcClientTsAdapter(userManager, { popup = false, state = { step
       await userManager.signinRedirect(args(stepUp));
       throw new StepUpError('the browser came back without signing in', { reason: 'redirect_returned' });
     },
+    // oidc-client-ts keeps its DPoP key pair under the client_id.
+    dpop: dpop
+      ? createDpop({
+        keyPair: async () => {
+          const kept = await dpop.store.get(clientId);
+          if (!kept?.keys) throw new StepUpError('oidc-client-ts holds no DPoP key pair yet (sign in first)', { reason: 'dpop_no_key' });
+          return kept.keys;
+        },
+      })
+      : null,
   };
 }

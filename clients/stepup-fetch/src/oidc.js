@@ -5,6 +5,8 @@
 //   §3.1.3.7 (ID token checks), §5.5 (claims request).
 // - RFC 7636 §4 (PKCE S256), RFC 6749 §4.1 (the code grant), RFC 8707 §2 (resource).
 // - OpenID Connect Discovery 1.0 §4, RP-Initiated Logout 1.0 §2-3.
+// - RFC 9449 §5: with `dpop`, the token request carries a DPoP proof and the access token must
+//   come back bound (`token_type` DPoP); §8: a `use_dpop_nonce` answer is retried once.
 //
 // It keeps only the login's state, nonce and PKCE verifier in `storage`; the tokens are handed
 // to the caller (`handleCallback`) and never stored here.
@@ -83,6 +85,9 @@ export function mergeScope(scope, more) {
  * @property {typeof fetch} [fetch] Defaults to `globalThis.fetch`.
  * @property {(url: string) => void} [navigate] Defaults to `location.assign`.
  * @property {number} [requestMaxAgeMs] How long a login may take (default 10 minutes).
+ * @property {import('./index.js').DpopSigner|null} [dpop] A DPoP signer (`createDpop` of
+ *   stepup-fetch/dpop): the token request carries its proof and only a DPoP-bound access token
+ *   is accepted (RFC 9449 §5). Give the same signer to `createStepUpFetch`.
  */
 
 /**
@@ -96,8 +101,9 @@ export function mergeScope(scope, more) {
  */
 
 /**
- * @typedef {{ok: true, accessToken: string, idToken: string|null, expiresIn: number|null,
- *   scope: string|null, idTokenClaims: Record<string, any>|null, data: unknown}} SigninSuccess
+ * @typedef {{ok: true, accessToken: string, tokenType: 'Bearer'|'DPoP', idToken: string|null,
+ *   expiresIn: number|null, scope: string|null, idTokenClaims: Record<string, any>|null,
+ *   data: unknown}} SigninSuccess
  * @typedef {{ok: false, error: string, errorDescription: string|null, data: unknown}} SigninFailure
  */
 
@@ -117,6 +123,7 @@ export function createOidcClient(options) {
     storage,
     storageKey = 'stepup-fetch.oidc',
     requestMaxAgeMs = 10 * 60 * 1000,
+    dpop = null,
   } = options;
   const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const navigate = options.navigate ?? ((url) => globalThis.location.assign(url));
@@ -163,6 +170,8 @@ export function createOidcClient(options) {
   const client = {
     issuer,
     scope,
+    /** The DPoP signer given (null: Bearer tokens). */
+    dpop,
     /** The discovery document (OpenID Connect Discovery 1.0 §4), fetched once. */
     async discover() {
       if (discovery) return discovery;
@@ -245,17 +254,24 @@ export function createOidcClient(options) {
         code_verifier: started.verifier,
       });
       if (resource) body.set('resource', resource);
-      const res = await request(d.token_endpoint, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-        body,
-      });
-      const t = await res.json().catch(() => null);
+      let res;
+      let t;
+      // RFC 9449 §8: a provider that asks for a nonce answers 400 use_dpop_nonce; once only.
+      for (let again = Boolean(dpop); ; again = false) {
+        /** @type {Record<string, string>} */
+        const headers = { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' };
+        if (dpop) headers.DPoP = await dpop.proof('POST', d.token_endpoint);
+        res = await request(d.token_endpoint, { method: 'POST', headers, body });
+        dpop?.observe(d.token_endpoint, res);
+        t = await res.json().catch(() => null);
+        if (!again || res.status !== 400 || t?.error !== 'use_dpop_nonce' || !res.headers.has('dpop-nonce')) break;
+      }
       if (!res.ok || !t) {
         return failed(t?.error ?? 'invalid_token_response', t?.error_description ?? `the token endpoint answered HTTP ${res.status}`);
       }
-      if (typeof t.access_token !== 'string' || String(t.token_type).toLowerCase() !== 'bearer') {
-        return failed('invalid_token_response', 'no Bearer access token');
+      const tokenType = dpop ? 'DPoP' : 'Bearer';
+      if (typeof t.access_token !== 'string' || String(t.token_type).toLowerCase() !== tokenType.toLowerCase()) {
+        return failed('invalid_token_response', `no ${tokenType} access token (token_type ${JSON.stringify(t.token_type ?? null)})`);
       }
       const claims = decodeJwtPayload(t.id_token);
       if (t.id_token !== undefined || (t.scope ?? scope).split(' ').includes('openid')) {
@@ -273,6 +289,7 @@ export function createOidcClient(options) {
       return {
         ok: true,
         accessToken: t.access_token,
+        tokenType,
         idToken: typeof t.id_token === 'string' ? t.id_token : null,
         expiresIn: Number.isFinite(t.expires_in) ? t.expires_in : null,
         scope: typeof t.scope === 'string' ? t.scope : null,
@@ -325,13 +342,15 @@ export function createOidcClient(options) {
  * The `reauthenticate` of `createStepUpFetch` for a client of `createOidcClient`: a login
  * with the challenge's `acr_values`, `max_age` (`prompt=login` for `max_age=0`), the added
  * `scope` and `claims`, by redirect. `data` (default `{stepUp: true}`) comes back from
- * `handleCallback`; check the new ID token there with `resumePending({idTokenClaims})`.
+ * `handleCallback`; check the new ID token there with `resumePending({idTokenClaims})`. With a
+ * client made with `dpop`, its `dpop` too, for `createStepUpFetch` and `resumePending`.
  *
  * @param {ReturnType<typeof createOidcClient>} client
  * @param {{data?: unknown}} [options]
  */
 export function oidcAdapter(client, { data = { stepUp: true } } = {}) {
   return {
+    dpop: client.dpop,
     /** @param {import('./index.js').StepUpRequest} stepUp */
     reauthenticate: (stepUp) =>
       client.signinRedirect({

@@ -10,6 +10,11 @@
 //! (`["pwd"]` / `["pwd","otp"]`) and `auth_time`. `acr_values`, `max_age` and `prompt=login`
 //! are honoured; only the scopes registered for the client are granted.
 //!
+//! A token request with a `DPoP` proof (RFC 9449 §4, §5) gets an access token bound to the
+//! proof's key (`cnf.jkt`, RFC 9449 §6.1) and `"token_type": "DPoP"`; the proof is checked as
+//! RFC 9449 §4.3 says (`typ`, an asymmetric `alg`, a public `jwk`, the signature, `htm`, `htu`,
+//! `iat` within 60 s, a `jti` used once).
+//!
 //! ```no_run
 //! use dev_provider::{Provider, ProviderConfig};
 //!
@@ -40,6 +45,7 @@
 //! - **Logout**: OpenID Connect RP-Initiated Logout 1.0 (`end_session_endpoint`,
 //!   `id_token_hint`, exact `post_logout_redirect_uri`).
 
+mod dpop;
 mod login;
 mod logout;
 mod pages;
@@ -65,6 +71,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{Value, json};
 use totp_rs::{Secret, Totp};
 
+pub use dpop::jwk_thumbprint;
 use store::Store;
 
 /// The multi-factor acr (OpenID PAPE).

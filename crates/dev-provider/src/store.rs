@@ -1,5 +1,6 @@
 //! What the provider keeps and what the browser carries: the sealed pending login, SSO
-//! sessions, authorization codes, and the failure counters behind factor throttling. Every
+//! sessions, authorization codes, the failure counters behind factor throttling, and the
+//! `jti` of the DPoP proofs accepted. Every
 //! table is bounded ([`MAX_ENTRIES`]).
 
 use std::collections::HashMap;
@@ -96,6 +97,9 @@ pub(crate) struct Store {
     next_seq: u64,
     pub(crate) codes: HashMap<String, Grant>,
     pub(crate) last_totp_step: HashMap<String, u64>,
+    /// DPoP proofs accepted at the token endpoint (RFC 9449 §11.1): SHA-256 of the `jti` →
+    /// the last second its proof could be accepted.
+    pub(crate) dpop_jtis: HashMap<String, i64>,
     /// Known users only (a fixed set).
     throttle: HashMap<String, Throttle>,
     /// Failures per pending login: (count, expiry). Made only when a credential check failed.
@@ -134,6 +138,7 @@ impl Store {
         self.codes.retain(|_, g| g.expires > now);
         self.request_failures.retain(|_, (_, exp)| *exp > now);
         self.ended.retain(|_, exp| *exp > now);
+        self.dpop_jtis.retain(|_, exp| *exp >= now);
     }
 }
 impl Provider {

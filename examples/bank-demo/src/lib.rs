@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dev_provider::{MFA_ACR, PASSWORD_ACR, Provider, ProviderConfig};
 use serde_json::{Value, json};
+use stepup_tower::dpop::{Dpop, DpopMode, DpopNonces, RedisReplayStore};
 use stepup_tower::extract::Token;
 use stepup_tower::keys::{KeySet, RemoteJwks};
 use stepup_tower::metadata::ResourceMetadata;
@@ -72,6 +73,15 @@ pub struct Config {
     /// `BANK_CORS_ORIGINS`: origins besides the demo's own allowed to call the API from a
     /// browser (comma- or space-separated).
     pub cors_origins: Vec<String>,
+    /// `STEPUP_DPOP`: `off`, `allowed` (the default, `None`) or `required`: whether tokens
+    /// may or must be DPoP-bound (RFC 9449).
+    pub dpop: Option<DpopMode>,
+    /// `STEPUP_REPLAY_REDIS`: a `redis://` URL of the store of spent DPoP proofs, shared by
+    /// replicas; in-memory when `None`.
+    pub replay_redis: Option<String>,
+    /// `STEPUP_DPOP_NONCE_SECRET`: 32 bytes, base64url; turns on DPoP server nonces (RFC 9449
+    /// §9). Replicas share it.
+    pub dpop_nonce_secret: Option<[u8; 32]>,
     /// The embedded provider's clock (tests); the system clock when `None`.
     pub provider_clock: Option<dev_provider::Clock>,
     /// How account numbers are derived (tests force collisions); [`ledger::iban_for`] when
@@ -121,6 +131,23 @@ impl Config {
                 .ok()
                 .map(|v| v.trim().to_string()),
             cors_origins: list(var("BANK_CORS_ORIGINS")),
+            dpop: match var("STEPUP_DPOP") {
+                Some(v) => Some(
+                    DpopMode::parse(&v)
+                        .ok_or_else(|| format!("STEPUP_DPOP must be off, allowed or required, not {v:?}"))?,
+                ),
+                None => None,
+            },
+            replay_redis: var("STEPUP_REPLAY_REDIS"),
+            dpop_nonce_secret: match var("STEPUP_DPOP_NONCE_SECRET") {
+                Some(v) => Some(
+                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.trim())
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .ok_or("STEPUP_DPOP_NONCE_SECRET must be 32 bytes in base64url (43 characters)")?,
+                ),
+                None => None,
+            },
             provider_clock: None,
             account_numbering: None,
             jwks_cooldown: match var("STEPUP_JWKS_COOLDOWN") {
@@ -213,8 +240,22 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         .authorization_server(&issuer)
         .scopes_supported(required_scope.iter())
         .resource_name("stepup-tower demo bank");
-    let auth = StepUp::builder()
-        .issuer(key_source.audience(&config.audience))
+    let dpop_mode = config.dpop.unwrap_or(DpopMode::Allowed);
+    let mut auth = StepUp::builder().issuer(key_source.audience(&config.audience).dpop(dpop_mode));
+    if dpop_mode != DpopMode::Off {
+        // `htu` names the public URL: replicas behind one load balancer agree on it.
+        let mut dpop = Dpop::new().public_url(&origin)?;
+        if let Some(url) = &config.replay_redis {
+            let store = RedisReplayStore::builder(url).build()?;
+            tracing::info!(store = %store.target(), "DPoP replay store: Redis (shared by replicas)");
+            dpop = dpop.replay_store(store);
+        }
+        if let Some(secret) = config.dpop_nonce_secret {
+            dpop = dpop.nonces(DpopNonces::new(secret));
+        }
+        auth = auth.dpop(dpop);
+    }
+    let auth = auth
         .realm("bank")
         .protected_resource(&metadata)
         .token_cache(config.token_cache, TOKEN_CACHE_TTL)
@@ -306,6 +347,15 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
             }),
         )
         .route(
+            "/stepup-fetch/dpop.js",
+            get(|| async {
+                web(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../../clients/stepup-fetch/src/dpop.js"),
+                )
+            }),
+        )
+        .route(
             "/style.css",
             get(|| async { web("text/css; charset=utf-8", include_str!("../web/style.css")) }),
         )
@@ -337,10 +387,12 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("dpop"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
             header::HeaderName::from_static("idempotent-replayed"),
+            header::HeaderName::from_static("dpop-nonce"),
         ])
         .max_age(Duration::from_secs(600));
     Ok(Bank {

@@ -1,9 +1,10 @@
 // The demo bank's single-page app: login and logout (login.mjs), the bank API through the
 // stepup-fetch package (clients/stepup-fetch, served at /stepup-fetch/), and the step-up offer.
 //
-// Every API call goes through `apiFetch`: it sends the access token, and when the bank answers
-// a transfer with the RFC 9470 challenge it calls `reauthenticate` below once for every
-// transfer challenged meanwhile. That shows what the bank asks for and waits: "Cancel" rejects
+// Every API call goes through `apiFetch`: it sends the access token (DPoP-bound with a proof
+// per request when the login module gives a `dpop` signer, as login.mjs does), and when the
+// bank answers a transfer with the RFC 9470 challenge (Bearer or DPoP) it calls
+// `reauthenticate` below once for every transfer challenged meanwhile. That shows what the bank asks for and waits: "Cancel" rejects
 // (nothing is sent), "Continue" leaves for the provider. Each waiting transfer is kept in
 // sessionStorage by stepup-fetch (never with a token) and replayed once, with its
 // Idempotency-Key, when the provider sends the browser back (`resumeAllPending`).
@@ -445,7 +446,7 @@ async function sendTransfer(transfer) {
 /** Back from a step-up: every transfer that waited for it is sent once, with its key. */
 async function resumeTransfers(idTokenClaims) {
   say('Sending what waited for your stronger sign-in…');
-  const results = await resumeAllPending({ getAccessToken: () => login.getAccessToken(), storage: STORAGE, idTokenClaims });
+  const results = await resumeAllPending({ getAccessToken: () => login.getAccessToken(), storage: STORAGE, idTokenClaims, dpop: login.dpop ?? null });
   const done = [];
   const problems = [];
   for (const { pending, response, error } of results) {
@@ -565,7 +566,7 @@ async function main() {
 
   const config = await loadConfig();
   login = await createLogin(config);
-  apiFetch = createStepUpFetch({ getAccessToken: () => login.getAccessToken(), reauthenticate, storage: STORAGE });
+  apiFetch = createStepUpFetch({ getAccessToken: () => login.getAccessToken(), reauthenticate, storage: STORAGE, dpop: login.dpop ?? null });
   renderSignedIn(login.session());
 
   const ret = await login.handleReturn();

@@ -29,6 +29,21 @@ const demoChallenge = challenged(
     `acr_values="${MFA_ACR}", max_age=300, resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource"`,
 );
 
+test('the DPoP step-up challenge (RFC 9449 §7.1) of a DPoP request: summarised the same way, scheme DPoP', () => {
+  const dpop = stepUpRequest(
+    new Response(null, {
+      status: 401,
+      headers: {
+        'WWW-Authenticate': `DPoP error="insufficient_user_authentication", error_description="authentication too weak or too old", acr_values="${MFA_ACR}", max_age=300, algs="ES256 ES384 EdDSA RS256 PS256"`,
+      },
+    }),
+    {},
+    'DPoP',
+  );
+  assert.deepEqual(challengeSummary(dpop), { scheme: 'DPoP', error: 'insufficient_user_authentication', acr_values: [MFA_ACR], max_age: 300 });
+  assert.equal(describeStepUp(dpop), describeStepUp(demoChallenge));
+});
+
 test('challenge summary: scheme, error, acr_values, max_age and nothing else', () => {
   assert.deepEqual(challengeSummary(demoChallenge), {
     scheme: 'Bearer',

@@ -8,7 +8,14 @@
 // The session (access token, ID token, subject, expiry) lives in sessionStorage under
 // SESSION_KEY, as the demo always kept it; the only token that ever goes in a URL is the ID
 // token, as the logout's id_token_hint (RP-Initiated Logout 1.0 §2).
+//
+// The access token is DPoP-bound (RFC 9449): the token request carries a proof signed by an
+// ECDSA P-256 key pair whose private key cannot be exported (stepup-fetch/dpop), and the bank's
+// API gets `Authorization: DPoP` with a proof per request. The key pair is kept in IndexedDB
+// (a CryptoKeyPair is structured-cloneable, and stays non-extractable there), so that the
+// bound token stays usable across the login redirect and reloads; "Log out" deletes it.
 
+import { createDpop, generateDpopKeyPair } from './stepup-fetch/dpop.js';
 import { createOidcClient, oidcAdapter } from './stepup-fetch/oidc.js';
 
 const SESSION_KEY = 'bank-demo.session'; // {accessToken, idToken, sub, expiresAt}
@@ -26,6 +33,48 @@ function readSession() {
   return null;
 }
 
+/**
+ * The DPoP key pair of this browser, in IndexedDB (database DPOP_DB, one entry): `get` reads it
+ * or makes and keeps a new one (in memory only when IndexedDB cannot be used), `forget`
+ * deletes it.
+ */
+function dpopKeyStore() {
+  const DPOP_DB = 'bank-demo.dpop';
+  /** @type {Promise<IDBDatabase>|null} */
+  let db = null;
+  const request = (mode, op) => {
+    db ??= new Promise((resolve, reject) => {
+      const open = indexedDB.open(DPOP_DB, 1);
+      open.onupgradeneeded = () => open.result.createObjectStore('keys');
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    return db.then((d) => new Promise((resolve, reject) => {
+      const req = op(d.transaction('keys', mode).objectStore('keys'));
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    }));
+  };
+  /** @type {Promise<CryptoKeyPair>|null} */
+  let pair = null;
+  return {
+    get() {
+      pair ??= (async () => {
+        const kept = await request('readonly', (s) => s.get('pair')).catch(() => null);
+        if (kept?.privateKey && kept?.publicKey) return kept;
+        const made = await generateDpopKeyPair();
+        await request('readwrite', (s) => s.put(made, 'pair')).catch(() => {});
+        return made;
+      })();
+      return pair;
+    },
+    async forget() {
+      pair = null;
+      await request('readwrite', (s) => s.delete('pair')).catch(() => {});
+    },
+  };
+}
+
 /** Drops the code, state or error of an answer from the address bar and the history. */
 function cleanUrl() {
   window.history.replaceState(null, '', window.location.pathname + window.location.hash);
@@ -36,6 +85,8 @@ function cleanUrl() {
  *   The bank's /config.json.
  */
 export async function createLogin(config) {
+  const keys = dpopKeyStore();
+  const dpop = createDpop({ keyPair: () => keys.get() });
   const client = createOidcClient({
     issuer: config.issuer,
     clientId: config.client_id,
@@ -44,10 +95,15 @@ export async function createLogin(config) {
     resource: config.resource ?? null,
     storage: sessionStorage,
     storageKey: 'bank-demo.oidc',
+    // The token request carries a proof; only a DPoP-bound access token is accepted.
+    dpop,
   });
   const adapter = oidcAdapter(client);
 
   return {
+    /** The DPoP signer of the bank's API requests (stepup-fetch's `dpop` option). */
+    dpop,
+
     /** The signed-in session ({sub, idToken, expiresAt}), or null. */
     session: readSession,
 
@@ -116,6 +172,8 @@ export async function createLogin(config) {
       const idToken = readSession()?.idToken ?? null;
       sessionStorage.removeItem(SESSION_KEY);
       sessionStorage.removeItem(FORCE_LOGIN_KEY);
+      // The next session gets a new key pair.
+      await keys.forget();
       let outcome = 'no-endpoint';
       try {
         // Resolves (to false) only when the provider has no end_session_endpoint.

@@ -10,8 +10,9 @@ import {
 } from 'stepup-fetch';
 import { createOidcClient, oidcAdapter } from 'stepup-fetch/oidc';
 import { idTokenClaims, oidcClientTsAdapter } from 'stepup-fetch/oidc-client-ts';
+import { createDpop, generateDpopKeyPair, type Dpop } from 'stepup-fetch/dpop';
 // The real class (ci.sh maps this to the package's devDependency): the adapter accepts it.
-import { UserManager } from 'oidc-client-ts';
+import { IndexedDbDPoPStore, UserManager } from 'oidc-client-ts';
 
 const storage = { getItem: (_k: string): string | null => null, setItem: (_k: string, _v: string) => {}, removeItem: (_k: string) => {} };
 
@@ -54,4 +55,16 @@ export async function use(): Promise<void> {
   const real = new UserManager({ authority: 'https://op', client_id: 'c', redirect_uri: 'https://app/' });
   createStepUpFetch({ ...oidcClientTsAdapter(real), storage });
   void idTokenClaims(await real.getUser());
+
+  // DPoP: a key pair made by the package or given by the app (e.g. read from IndexedDB).
+  const keyPair: CryptoKeyPair = await generateDpopKeyPair();
+  const dpop: Dpop = createDpop({ keyPair: async () => keyPair });
+  const proof: string = await dpop.proof('POST', 'https://api/x', 'token');
+  const jkt: string = await dpop.thumbprint();
+  const bound = createOidcClient({ issuer: 'https://op', clientId: 'c', redirectUri: 'https://app/', storage, dpop });
+  createStepUpFetch({ getAccessToken: () => 'token', ...oidcAdapter(bound), storage });
+  await resumePending({ getAccessToken: () => 'token', storage, dpop: createDpop() });
+  const withDpop = new UserManager({ authority: 'https://op', client_id: 'c', redirect_uri: 'https://app/', dpop: { store: new IndexedDbDPoPStore() } });
+  createStepUpFetch({ ...oidcClientTsAdapter(withDpop), storage });
+  void [proof, jkt];
 }

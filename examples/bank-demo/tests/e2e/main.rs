@@ -8,6 +8,8 @@
     missing_docs
 )]
 
+mod replicas;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
