@@ -10,9 +10,14 @@
 // - `acr_values` loa1 and the PAPE multi-factor URI; `acr`, `amr` and `auth_time` in the ID
 //   token and in the access tokens;
 // - four public clients (PKCE S256, no client authentication), one per access-token alg;
+// - DPoP (RFC 9449): proofs are optional for those clients (a proof on the token request binds
+//   the access token: `token_type` DPoP, `cnf.jkt` in the JWT); a fifth public client
+//   `interop-dpop` (ES256 tokens) has `dpop_bound_access_tokens` (RFC 9449 §5.2), so its
+//   token requests must carry a proof, with a nonce the provider issued (`use_dpop_nonce` +
+//   `DPoP-Nonce` first, RFC 9449 §8);
 // - a non-interactive login for tests: GET /interaction/:uid completes the login with the first
 //   supported `acr_values` entry (default loa1) and grants consent, answering 303;
-// - with --spa-redirect URL, a fifth public client `interop-spa` for a browser SPA (the bank
+// - with --spa-redirect URL, a sixth public client `interop-spa` for a browser SPA (the bank
 //   demo's SPA on oidc-client-ts, tests/interop/spa/), whose redirect and post-logout redirect
 //   URI is URL; the RP-Initiated Logout confirmation page is a plain form (the default one
 //   loads a web font from the internet).
@@ -36,6 +41,9 @@ export const CLIENTS = {
   // RFC 9864's fully-specified name for EdDSA over Ed25519.
   'interop-ed25519': 'Ed25519',
 };
+// RFC 9449 §5.2: the client whose token requests must carry a DPoP proof, and its tokens' alg.
+export const DPOP_CLIENT = 'interop-dpop';
+const DPOP_CLIENT_ALG = 'ES256';
 const RESOURCES = {
   'urn:bank-api': { audience: 'bank-api', scope: 'accounts' },
   'urn:other-api': { audience: 'other-api', scope: 'accounts' },
@@ -84,6 +92,14 @@ const keys = [
   jwk('ed25519', {}, 'Ed25519'),
 ];
 
+// The JWS alg of a client's access tokens (RS256 for the SPA).
+function tokenAlg(clientId) {
+  if (clientId === DPOP_CLIENT) {
+    return DPOP_CLIENT_ALG;
+  }
+  return CLIENTS[clientId] ?? 'RS256';
+}
+
 function acrFor(acrValues) {
   const requested = typeof acrValues === 'string' ? acrValues.split(' ').filter(Boolean) : [];
   return requested.find((v) => ACR_VALUES.includes(v)) ?? 'loa1';
@@ -115,7 +131,15 @@ const configuration = {
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
     id_token_signed_response_alg: alg,
-  })).concat(spaRedirect ? [{
+  })).concat([{
+    client_id: DPOP_CLIENT,
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+    id_token_signed_response_alg: DPOP_CLIENT_ALG,
+    dpop_bound_access_tokens: true,
+  }]).concat(spaRedirect ? [{
     client_id: SPA_CLIENT,
     token_endpoint_auth_method: 'none',
     grant_types: ['authorization_code'],
@@ -143,6 +167,16 @@ const configuration = {
   },
   features: {
     devInteractions: { enabled: false },
+    // RFC 9449. Optional for clients without dpop_bound_access_tokens; the proofs of
+    // interop-dpop must carry a nonce of the provider's (RFC 9449 §8), other clients' proofs
+    // (the SPA's, if it sends any) need none. The secret of the (stateless) nonces is new at
+    // every start.
+    dPoP: {
+      enabled: true,
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: (ctx) => ctx.oidc?.client?.clientId === DPOP_CLIENT,
+      allowReplay: false,
+    },
     rpInitiatedLogout: {
       enabled: true,
       // RP-Initiated Logout 1.0 §2: the end-user confirms; a plain page, nothing fetched.
@@ -168,7 +202,7 @@ const configuration = {
         return {
           ...rs,
           accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: CLIENTS[client.clientId] ?? 'RS256' } },
+          jwt: { sign: { alg: tokenAlg(client.clientId) } },
         };
       },
     },

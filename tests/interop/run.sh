@@ -13,7 +13,12 @@
 #   5. the provider restarted again with new key material under the same kids (generation 3,
 #      --fixed-kids), the demo left running; interop-client --phase reuse (a bad signature
 #      under a known kid must make the demo refetch the keys, at most once per cooldown)
-#   6. one total line: `N passed, M failed`; exit code non-zero on any failure
+#   6. interop-client --phase dpop (RFC 9449), same provider and demo: DPoP-bound tokens from the
+#      provider (proof, nonce), the RFC 9470 loop with proofs, replay/downgrade/htu/htm refusals.
+#      The demo runs with STEPUP_DPOP=allowed (bearer tokens keep working for the phases before),
+#      BANK_PUBLIC_URL=<its URL> (the origin of `htu`) and the in-memory replay cache
+#      (STEPUP_REPLAY_REDIS unset), no demo nonces (STEPUP_DPOP_NONCE_SECRET unset)
+#   7. one total line: `N passed, M failed`; exit code non-zero on any failure
 #
 # Logs of the provider and the demo are printed when something failed (INTEROP_KEEP_LOGS=1
 # keeps them). INTEROP_STARTUP_TIMEOUT / INTEROP_PHASE_TIMEOUT: seconds (60 / 120).
@@ -142,10 +147,11 @@ run_phase() {
 echo "==> starting oidc-provider"
 start_provider 1
 
-echo "==> starting the demo (STEPUP_ISSUER=$ISSUER, discovery, STEPUP_JWKS_COOLDOWN=2)"
+echo "==> starting the demo (STEPUP_ISSUER=$ISSUER, discovery, STEPUP_JWKS_COOLDOWN=2, STEPUP_DPOP=allowed)"
 env -u STEPUP_JWKS_URI -u STEPUP_TRANSFER_ACR -u STEPUP_ACCEPT_TYP -u STEPUP_RESOURCE \
-  -u STEPUP_CLIENT_CLAIM -u STEPUP_OMIT_CLAIMS \
+  -u STEPUP_CLIENT_CLAIM -u STEPUP_OMIT_CLAIMS -u STEPUP_REPLAY_REDIS -u STEPUP_DPOP_NONCE_SECRET \
   STEPUP_ISSUER="$ISSUER" STEPUP_AUDIENCE=bank-api BANK_ADDR="127.0.0.1:$BANK_PORT" STEPUP_JWKS_COOLDOWN=2 \
+  STEPUP_DPOP=allowed BANK_PUBLIC_URL="$BANK" \
   RUST_LOG="${RUST_LOG:-info,stepup_tower=debug}" NO_COLOR=1 \
   "$DEMO_BIN" >"$WORK/demo.log" 2>&1 &
 DEMO_PID=$!
@@ -166,9 +172,16 @@ if demo_still_running; then
 
   echo "==> phase reuse"
   run_phase reuse
-  demo_still_running || true
+
+  if demo_still_running; then
+    echo "==> phase dpop (RFC 9449; same provider and demo)"
+    run_phase dpop
+    demo_still_running || true
+  else
+    echo "    (phase dpop skipped: the demo is gone)"
+  fi
 else
-  echo "    (phase reuse skipped: the demo is gone)"
+  echo "    (phases reuse and dpop skipped: the demo is gone)"
 fi
 
 if [ "$TOTAL_FAILED" -eq 0 ]; then

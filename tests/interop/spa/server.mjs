@@ -54,6 +54,7 @@ const files = {
   '/login.mjs': [JS, () => readFileSync(path.join(HERE, 'login.mjs'))],
   '/stepup-fetch/index.js': [JS, () => readFileSync(path.join(PKG, 'index.js'))],
   '/stepup-fetch/oidc-client-ts.js': [JS, () => readFileSync(path.join(PKG, 'oidc-client-ts.js'))],
+  '/stepup-fetch/dpop.js': [JS, () => readFileSync(path.join(PKG, 'dpop.js'))],
   '/vendor/oidc-client-ts.js': [JS, () => octs.replaceAll(BARE, 'from "./jwt-decode.js"')],
   '/vendor/jwt-decode.js': [JS, () => readFileSync(path.join(jwtDir, 'build', 'esm', 'index.js'))],
   '/config.json': ['application/json', () => JSON.stringify({

@@ -6,6 +6,7 @@
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase main     --state FILE
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase rotation --state FILE
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase reuse    --state FILE
+//! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase dpop     --state FILE
 //! ```
 //!
 //! `main`: tokens signed with RS256, ES256, EdDSA and Ed25519 (RFC 9864), the whole RFC 9470 loop (the challenge is
@@ -22,8 +23,17 @@
 //! a refetch limited by the demo's cooldown, so a 401 is retried for up to 10 s), the demo kept
 //! its state, the token `rotation` saved (same `kid`, old material) is refused, and the RFC 9470
 //! loop works.
+//! `dpop` (RFC 9449; the demo runs with `STEPUP_DPOP=allowed`): DPoP-bound tokens from the
+//! provider (the client `interop-dpop` has `dpop_bound_access_tokens`; the code is bound with
+//! `dpop_jkt`; the provider demands a `DPoP-Nonce`), `token_type` `DPoP` and `cnf.jkt` the
+//! RFC 7638 thumbprint of our key; the RFC 9470 loop with proofs (the `DPoP` challenge read with
+//! `stepup_tower::challenge`); a replayed proof, the bound token as a Bearer token, and proofs
+//! for another `htu`, `htm`, `ath` or key are refused. Proofs are made here, with
+//! `jsonwebtoken` and an AWS-LC P-256 key, independently of the crate under test.
 #![allow(clippy::print_stdout)]
 
+mod dpop;
+mod dpop_phase;
 mod oidc;
 mod state;
 
@@ -31,7 +41,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use stepup_tower::challenge::{BearerChallenge, ErrorCode};
@@ -52,6 +62,9 @@ const CLIENTS: [(&str, &str); 4] = [
     ("interop-eddsa", "EdDSA"),
     ("interop-ed25519", "Ed25519"),
 ];
+/// The public client of `provider.mjs` registered with `dpop_bound_access_tokens` (RFC 9449
+/// §5.2): its token requests must carry a proof. Its tokens are signed with ES256.
+const DPOP_CLIENT: &str = "interop-dpop";
 /// The transfer every step-up check sends.
 const TRANSFER_BODY: &str = r#"{"to":"DE89370400440532013000","amount":"1.00"}"#;
 /// How long the `reuse` phase retries a fresh token the demo refuses with 401: the demo refetches
@@ -62,6 +75,8 @@ const REUSE_PATIENCE: Duration = Duration::from_secs(10);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 type Res<T> = Result<T, String>;
+/// A response of the demo: status, body, headers.
+type Reply = (StatusCode, String, HeaderMap);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -69,7 +84,7 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("interop-client: {e}");
-            eprintln!("usage: interop-client --bank URL --issuer URL --phase main|rotation|reuse --state FILE");
+            eprintln!("usage: interop-client --bank URL --issuer URL --phase main|rotation|reuse|dpop --state FILE");
             return ExitCode::from(2);
         }
     };
@@ -84,6 +99,7 @@ async fn main() -> ExitCode {
         Phase::Main => run.phase_main().await,
         Phase::Rotation => run.phase_rotation().await,
         Phase::Reuse => run.phase_reuse().await,
+        Phase::Dpop => run.phase_dpop().await,
     }
     println!("{} passed, {} failed", run.passed, run.failed);
     if run.failed == 0 {
@@ -98,6 +114,7 @@ enum Phase {
     Main,
     Rotation,
     Reuse,
+    Dpop,
 }
 
 impl Phase {
@@ -107,6 +124,7 @@ impl Phase {
             Self::Main => "",
             Self::Rotation => "after rotation, ",
             Self::Reuse => "after key reuse, ",
+            Self::Dpop => "DPoP: ",
         }
     }
 }
@@ -132,6 +150,7 @@ impl Args {
                         "main" => Phase::Main,
                         "rotation" => Phase::Rotation,
                         "reuse" => Phase::Reuse,
+                        "dpop" => Phase::Dpop,
                         other => return Err(format!("unknown phase {other:?}")),
                     });
                 }
@@ -422,7 +441,7 @@ impl Run {
                 "reused with new material",
                 "the previous generation's token (same kid, old material; verified and cached before): 401 invalid_token",
             ),
-            Phase::Main | Phase::Rotation => (
+            Phase::Main | Phase::Rotation | Phase::Dpop => (
                 "of a removed key",
                 "a token signed with a removed key (verified and cached before): 401 invalid_token",
             ),

@@ -54,6 +54,8 @@ impl Browser {
 #[derive(Debug, Clone)]
 pub(crate) struct Tokens {
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5).
+    pub token_type: String,
     pub id_token: Option<String>,
 }
 
@@ -88,6 +90,8 @@ pub(crate) struct Endpoints {
     pub authorization: String,
     pub token: String,
     pub jwks: String,
+    /// `dpop_signing_alg_values_supported` (RFC 9449 §5.1); empty when absent.
+    pub dpop_algs: Vec<String>,
 }
 
 /// A client of one OpenID provider (the issuer), over a shared HTTP client that does not
@@ -124,6 +128,11 @@ impl OidcClient {
             authorization: field("authorization_endpoint")?,
             token: field("token_endpoint")?,
             jwks: field("jwks_uri")?,
+            dpop_algs: doc
+                .get("dpop_signing_alg_values_supported")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
         })
     }
 
@@ -153,6 +162,25 @@ impl OidcClient {
         acr_values: Option<&str>,
         max_age: Option<u64>,
     ) -> Res<Tokens> {
+        let request = AuthRequest {
+            client_id,
+            resource,
+            acr_values,
+            max_age,
+            dpop_jkt: None,
+        };
+        let code = self.authorization_code(endpoints, browser, &request).await?;
+        self.token_request(endpoints, &code, None).await?.tokens(&code)
+    }
+
+    /// The authorization request through the provider's auto-completing interaction, up to the
+    /// code at the redirect URI (checked: `state`, and `iss` per RFC 9207).
+    pub(crate) async fn authorization_code(
+        &self,
+        endpoints: &Endpoints,
+        browser: &mut Browser,
+        request: &AuthRequest<'_>,
+    ) -> Res<Code> {
         let verifier = random_b64(32)?;
         let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
@@ -164,20 +192,24 @@ impl OidcClient {
             .map_err(|e| format!("authorization_endpoint {}: {e}", endpoints.authorization))?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("client_id", client_id)
+            q.append_pair("client_id", request.client_id)
                 .append_pair("response_type", "code")
                 .append_pair("scope", "openid accounts")
                 .append_pair("redirect_uri", REDIRECT_URI)
-                .append_pair("resource", resource)
+                .append_pair("resource", request.resource)
                 .append_pair("code_challenge", &challenge)
                 .append_pair("code_challenge_method", "S256")
                 .append_pair("state", &state)
                 .append_pair("nonce", &nonce);
-            if let Some(acr) = acr_values {
+            if let Some(acr) = request.acr_values {
                 q.append_pair("acr_values", acr);
             }
-            if let Some(max_age) = max_age {
+            if let Some(max_age) = request.max_age {
                 q.append_pair("max_age", &max_age.to_string());
+            }
+            if let Some(jkt) = request.dpop_jkt {
+                // RFC 9449 §10: binds the code to the key of the token request's proof.
+                q.append_pair("dpop_jkt", jkt);
             }
         }
         let mut hops = Vec::new();
@@ -229,43 +261,122 @@ impl OidcClient {
             }
         }
         let code = code.ok_or_else(|| format!("no code after {}", hops.join(" -> ")))?;
+        Ok(Code {
+            code,
+            verifier,
+            nonce,
+            client_id: request.client_id.to_string(),
+            resource: request.resource.to_string(),
+        })
+    }
 
+    /// The token request redeeming `code`, with a `DPoP` proof header when given (RFC 9449
+    /// §5). Any answer is returned; [`TokenAnswer::tokens`] reads a successful one.
+    pub(crate) async fn token_request(
+        &self,
+        endpoints: &Endpoints,
+        code: &Code,
+        dpop_proof: Option<&str>,
+    ) -> Res<TokenAnswer> {
         let mut form = Url::parse("form:x").map_err(|e| e.to_string())?;
         form.query_pairs_mut()
             .append_pair("grant_type", "authorization_code")
-            .append_pair("code", &code)
+            .append_pair("code", &code.code)
             .append_pair("redirect_uri", REDIRECT_URI)
-            .append_pair("client_id", client_id)
-            .append_pair("code_verifier", &verifier)
-            .append_pair("resource", resource);
+            .append_pair("client_id", &code.client_id)
+            .append_pair("code_verifier", &code.verifier)
+            .append_pair("resource", &code.resource);
         let body = form.query().unwrap_or_default().to_string();
-        let res = self
+        let mut req = self
             .http
             .post(&endpoints.token)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("POST {}: {e}", endpoints.token))?;
-        let status = res.status();
-        let text = res.text().await.map_err(|e| format!("token response: {e}"))?;
-        if status != StatusCode::OK {
-            return Err(format!("token endpoint -> {status}: {}", excerpt(&text)));
+            .body(body);
+        if let Some(proof) = dpop_proof {
+            req = req.header("DPoP", proof);
         }
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("token response: {e}"))?;
+        let res = req.send().await.map_err(|e| format!("POST {}: {e}", endpoints.token))?;
+        let status = res.status();
+        let dpop_nonce = res
+            .headers()
+            .get("DPoP-Nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = res.text().await.map_err(|e| format!("token response: {e}"))?;
+        Ok(TokenAnswer {
+            status,
+            dpop_nonce,
+            body,
+        })
+    }
+}
+
+/// What an authorization request asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuthRequest<'a> {
+    pub client_id: &'a str,
+    pub resource: &'a str,
+    pub acr_values: Option<&'a str>,
+    pub max_age: Option<u64>,
+    /// RFC 9449 §10 `dpop_jkt`: the thumbprint of the key the code is bound to.
+    pub dpop_jkt: Option<&'a str>,
+}
+
+/// An authorization code and what its token request needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Code {
+    code: String,
+    verifier: String,
+    /// The `nonce` of the authorization request, expected back in the ID token.
+    nonce: String,
+    client_id: String,
+    resource: String,
+}
+
+/// A token endpoint answer, successful or not.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenAnswer {
+    pub status: StatusCode,
+    /// The `DPoP-Nonce` response header (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
+    pub body: String,
+}
+
+impl TokenAnswer {
+    /// The `error` of an error response (RFC 6749 §5.2), if the body has one.
+    pub(crate) fn error(&self) -> Option<String> {
+        let v: Value = serde_json::from_str(&self.body).ok()?;
+        v.get("error").and_then(Value::as_str).map(str::to_string)
+    }
+
+    /// The tokens of a 200 answer to the token request for `code`.
+    pub(crate) fn tokens(&self, code: &Code) -> Res<Tokens> {
+        if self.status != StatusCode::OK {
+            return Err(format!("token endpoint -> {}: {}", self.status, excerpt(&self.body)));
+        }
+        let v: Value = serde_json::from_str(&self.body).map_err(|e| format!("token response: {e}"))?;
         let access_token = v
             .get("access_token")
             .and_then(Value::as_str)
             .ok_or("token response has no access_token")?
             .to_string();
+        let token_type = v
+            .get("token_type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let id_token = v.get("id_token").and_then(Value::as_str).map(str::to_string);
         if let Some(id) = &id_token {
             let claims = jwt_part(id, 1)?;
-            if claims.get("nonce").and_then(Value::as_str) != Some(nonce.as_str()) {
+            if claims.get("nonce").and_then(Value::as_str) != Some(code.nonce.as_str()) {
                 return Err("ID token nonce mismatch".into());
             }
         }
-        Ok(Tokens { access_token, id_token })
+        Ok(Tokens {
+            access_token,
+            token_type,
+            id_token,
+        })
     }
 }
 
@@ -293,7 +404,7 @@ pub(crate) fn jwt_part(token: &str, index: usize) -> Res<Value> {
 }
 
 /// `len` random bytes, base64url.
-fn random_b64(len: usize) -> Res<String> {
+pub(crate) fn random_b64(len: usize) -> Res<String> {
     let mut buf = vec![0u8; len];
     aws_lc_rs::rand::fill(&mut buf).map_err(|_| "no randomness".to_string())?;
     Ok(URL_SAFE_NO_PAD.encode(buf))
