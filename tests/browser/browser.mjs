@@ -2,9 +2,10 @@
 // log in with a password; see a transfer above the balance refused by the SPA itself; try a
 // transfer, see what the step-up asks and cancel it in the SPA; continue to the provider and
 // cancel there; then continue, get asked for the second factor only, type a wrong code, then
-// the right one, and see the transfer done; log out at the provider and come back logged out;
-// log in again with the password (no silent single sign-on), start two transfers together and
-// see one step-up send both, once each. The SPA's step-up client is the stepup-fetch package
+// the right one, and see the transfer done; see it on the operations page (/ops: one step-up
+// completion, three challenges, charted from /metrics, nothing from another origin); log out
+// at the provider and come back logged out; log in again with the password (no silent single
+// sign-on), start two transfers together and see one step-up send both, once each. The SPA's step-up client is the stepup-fetch package
 // (clients/stepup-fetch), served by the demo.
 //
 // The access tokens are DPoP-bound (RFC 9449; the demo accepts DPoP by default): the SPA's
@@ -215,6 +216,76 @@ async function twoTransfersOneStepUp(page, seen) {
   check('one step-up: one authorization request and one challenge handled', seen.authorize.length === authorizeBefore + 1 && seen.console.filter((l) => l.includes('step-up challenge')).length === offersBefore + 1, show(seen.authorize.slice(authorizeBefore)));
   check('nothing waits in sessionStorage afterwards', (await readPending(page)).raw === 'null');
   await screenshot(page, 'two-transfers-done');
+}
+
+/**
+ * /ops after the step-up of step 7: it polls /metrics and charts what the layer counted so far.
+ * Three tries of the transfer were challenged (cancelled in the SPA, cancelled at the provider,
+ * then done), so: 3 challenges and 3 step_up refusals on /api/transfers, and exactly 1
+ * completion (only the last step-up was completed). Nothing else is refused before this point.
+ */
+async function opsPage(context) {
+  const ops = await context.newPage();
+  const requests = [];
+  const problems = [];
+  ops.on('request', (r) => requests.push(r.url()));
+  ops.on('pageerror', (e) => problems.push(String(e?.message ?? e)));
+  // CSP violations are console errors.
+  ops.on('console', (m) => {
+    if (m.type() === 'error') problems.push(m.text());
+  });
+  try {
+    const res = await ops.goto(`${BASE}/ops`, { waitUntil: 'load', timeout: NAV_MS });
+    const csp = res?.headers()['content-security-policy'] ?? '';
+    check('GET /ops answers 200 under a CSP without unsafe-inline (script-src and connect-src \'self\')', res?.status() === 200 && csp.includes("script-src 'self'") && csp.includes("connect-src 'self'") && !csp.includes('unsafe-inline'), `status ${res?.status()}, CSP ${show(csp)}`);
+    // Two samples: the first poll at once, the second 2 s later.
+    try {
+      await ops.waitForFunction(() => Number(document.querySelector('#ops-data')?.dataset.samples ?? 0) >= 2, null, { timeout: WAIT_MS, polling: 100 });
+    } catch {
+      // Reported by the checks below.
+    }
+    const data = await ops.evaluate(() => {
+      let json = null;
+      try {
+        json = JSON.parse(document.querySelector('#ops-json')?.textContent ?? 'null');
+      } catch {
+        json = null;
+      }
+      return {
+        dataset: { ...(document.querySelector('#ops-data')?.dataset ?? {}) },
+        json,
+        series: [...document.querySelectorAll('#chart svg path[data-series]')].map((p) => ({ name: p.dataset.series, d: p.getAttribute('d') })),
+        legend: document.querySelector('#legend')?.textContent ?? '',
+      };
+    });
+    const served = await (await fetch(`${BASE}/metrics`)).text();
+    const completionsLine = served.split('\n').find((l) => l.startsWith('stepup_completions_total{route="/api/transfers"}')) ?? null;
+    const j = data.json;
+    check(
+      '/ops shows exactly one step-up completion: stepup_completions_total{route="/api/transfers"} = 1',
+      j?.completions?.byRoute?.['/api/transfers'] === 1 && j.completions.total === 1 && data.dataset.completions === '1' && completionsLine === 'stepup_completions_total{route="/api/transfers"} 1',
+      `page ${show(j?.completions ?? null)}, #ops-data ${show(data.dataset)}, /metrics ${show(completionsLine)}`,
+    );
+    check(
+      '... three challenges on /api/transfers for the multi-factor acr and three step_up refusals, nothing else refused',
+      j?.challenges?.byRouteAcr?.[`/api/transfers ${MFA_ACR}`] === 3 && j.challenges.total === 3 && show(j.refusals) === show({ step_up: 3 }) && data.dataset.challenges === '3',
+      show({ challenges: j?.challenges ?? null, refusals: j?.refusals ?? null }),
+    );
+    check('... and each completion\'s duration (stepup_completion_seconds: _count = the completions, _sum > 0)', j?.completionSeconds?.count === j?.completions?.total && j.completionSeconds.sum > 0, show(j?.completionSeconds ?? null));
+    const completions = data.series.find((s) => s.name === 'completions');
+    check(
+      'the page drew an SVG chart with data: a line per series (refused: step_up, challenges, completions)',
+      data.dataset.drawn === 'true' && Number(data.dataset.samples) >= 2 && ['refused: step_up', 'challenges', 'completions'].every((n) => data.series.some((s) => s.name === n && /^M[\d.]+,[\d.]+H/.test(s.d))) && Boolean(completions) && data.legend.includes(`completions: ${j?.completions?.total}`),
+      show({ dataset: data.dataset, series: data.series, legend: data.legend }),
+    );
+    const origin = new URL(BASE).origin;
+    const foreign = requests.filter((u) => new URL(u).origin !== origin);
+    check('/ops made no request to another origin (and polled /metrics)', foreign.length === 0 && requests.filter((u) => new URL(u).pathname === '/metrics').length >= 2, show(foreign.length > 0 ? foreign : requests));
+    check('no script error or CSP violation on /ops', problems.length === 0, show(problems.slice(0, 3)));
+    await screenshot(ops, 'ops');
+  } finally {
+    await ops.close().catch(() => {});
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,6 +508,9 @@ async function scenario(page, seen) {
     show(jwtPayload(stepUpToken)?.cnf ?? null),
   );
   await screenshot(page, 'transfer-done');
+
+  // 7b. The operations page, in a tab of its own (the SPA stays as it is).
+  await opsPage(page.context());
 
   const token = await page.evaluate(() => {
     try {

@@ -7,8 +7,8 @@
 # drives two scenarios on free loopback ports, always stopping what it started:
 #
 #   1. browser.mjs: bank-demo with its embedded provider; login → step-up (cancelled in the SPA,
-#      cancelled at the provider, then done) → transfer → logout → login → two transfers, one
-#      step-up → logout fallback. The SPA's step-up client is clients/stepup-fetch.
+#      cancelled at the provider, then done) → transfer → /ops (the metrics chart) → logout →
+#      login → two transfers, one step-up → logout fallback. The SPA's step-up client is clients/stepup-fetch.
 #   2. oidc-client-ts.mjs: the same SPA on oidc-client-ts (stepup-fetch's adapter,
 #      tests/interop/spa/) against the npm oidc-provider of tests/interop (provider.mjs
 #      --spa-redirect) and a second bank-demo pointed at it (STEPUP_ISSUER).

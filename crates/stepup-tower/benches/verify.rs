@@ -349,6 +349,61 @@ fn rt_poll<F: Future<Output = Result<http::Response<Body>, std::convert::Infalli
     }
 }
 
+/// The metrics feature's cost (run with `--features metrics`): a request through the layer with
+/// a Prometheus recorder vs with none; and a cache-hit request through the layer (recorder on)
+/// vs the same axum route without the layer.
+#[cfg(feature = "metrics")]
+fn metrics_overhead(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let a = &algs()[1];
+    let keys = KeySet::from_pem(Some(a.kid), a.public_pem).unwrap();
+    let token = mint(a, a.kid, &claims(0));
+    let header = format!("Bearer {token}");
+    let request = || {
+        Request::get("/")
+            .header("authorization", &header)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let mut g = c.benchmark_group("metrics");
+    let uncached: Router = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(step_up(keys.clone(), false).authenticate());
+    let mut run = |name: &str, app: &Router, with_recorder: bool| {
+        let mut bench = || {
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    let res = rt.block_on(app.clone().oneshot(request())).unwrap();
+                    assert_eq!(res.status(), 200);
+                })
+            });
+        };
+        if with_recorder {
+            metrics::with_local_recorder(&recorder, bench);
+        } else {
+            bench();
+        }
+    };
+    run("ES256_new_token/layer_no_recorder", &uncached, false);
+    run("ES256_new_token/layer_prometheus_recorder", &uncached, true);
+    let cached: Router = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(step_up(keys, true).authenticate());
+    let bare: Router = Router::new().route("/", get(|| async { "ok" }));
+    run("cache_hit/layer_prometheus_recorder", &cached, true);
+    run("cache_hit/layer_no_recorder", &cached, false);
+    run("cache_hit/axum_route_without_the_layer", &bare, false);
+    g.finish();
+    // What the recorder saw, so that the run shows it was on.
+    let handle = recorder.handle();
+    let text = handle.render();
+    assert!(text.contains("stepup_decisions_total"), "{text}");
+}
+
+#[cfg(not(feature = "metrics"))]
+fn metrics_overhead(_: &mut Criterion) {}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(700))
@@ -356,5 +411,5 @@ fn config() -> Criterion {
         .sample_size(40)
 }
 
-criterion_group! { name = benches; config = config(); targets = per_algorithm, key_set_sizes, token_sizes, dpop }
+criterion_group! { name = benches; config = config(); targets = per_algorithm, key_set_sizes, token_sizes, dpop, metrics_overhead }
 criterion_main!(benches);

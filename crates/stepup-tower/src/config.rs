@@ -38,6 +38,10 @@ pub(crate) struct DpopRuntime {
 
 pub(crate) struct Inner {
     pub(crate) id: u64,
+    #[cfg(feature = "metrics")]
+    pub(crate) completions: crate::observe::Completions,
+    #[cfg(feature = "metrics")]
+    pub(crate) hot: crate::observe::Hot,
     pub(crate) verifier: Verifier,
     pub(crate) dpop: Option<DpopRuntime>,
     pub(crate) answers: Answers,
@@ -175,6 +179,7 @@ pub struct StepUpBuilder {
     unavailable_is_503: bool,
     token_cache: Option<(usize, Duration)>,
     dpop: Option<crate::dpop::Dpop>,
+    login: Option<crate::navigation::LoginRedirect>,
 }
 
 impl Default for StepUpBuilder {
@@ -192,6 +197,7 @@ impl Default for StepUpBuilder {
             unavailable_is_503: false,
             token_cache: None,
             dpop: None,
+            login: None,
         }
     }
 }
@@ -292,6 +298,14 @@ impl StepUpBuilder {
         self
     }
 
+    /// Sends browser navigations that need a step-up (and, if chosen, those without a token)
+    /// to a login URL with `303 See Other` instead of answering 401; API calls keep the 401.
+    /// See [`navigation`](crate::navigation).
+    pub fn login_redirect(mut self, login: crate::navigation::LoginRedirect) -> Self {
+        self.login = Some(login);
+        self
+    }
+
     /// Validates the configuration.
     pub fn build(self) -> Result<StepUp, ConfigError> {
         crate::crypto::install_provider();
@@ -342,6 +356,10 @@ impl StepUpBuilder {
         Ok(StepUp {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                #[cfg(feature = "metrics")]
+                completions: crate::observe::Completions::default(),
+                #[cfg(feature = "metrics")]
+                hot: crate::observe::Hot::default(),
                 verifier: Verifier {
                     issuers,
                     leeway,
@@ -358,6 +376,7 @@ impl StepUpBuilder {
                     responder: self.responder,
                     unavailable_is_503: self.unavailable_is_503,
                     dpop: dpop_answers,
+                    login: self.login,
                 },
                 ladder: self.ladder,
                 clock: self.clock,

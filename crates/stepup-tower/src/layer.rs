@@ -57,6 +57,12 @@ use crate::response::{Answers, Refusal};
 use crate::verify::claims::Binding;
 use crate::verify::{Outcome, VerifiedToken, VerifyError};
 
+/// Identifies a requirement layer (its clones share the `Arc`) for the completion metrics.
+#[cfg(feature = "metrics")]
+fn layer_id(requirement: &Arc<Requirement>) -> usize {
+    Arc::as_ptr(requirement) as usize
+}
+
 /// The `DPoP` request header (RFC 9449 §4.1).
 const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
 
@@ -73,6 +79,21 @@ pub(crate) struct AuthState {
     pub(crate) token: Option<Arc<VerifiedToken>>,
     /// The scheme the token came under.
     pub(crate) scheme: Option<AuthScheme>,
+    /// Counts the request's decision once, when it ends.
+    #[cfg(feature = "metrics")]
+    pub(crate) tally: Arc<crate::observe::Tally>,
+}
+
+impl AuthState {
+    fn new(step_up: &StepUp, token: Option<Arc<VerifiedToken>>, scheme: Option<AuthScheme>) -> Self {
+        Self {
+            step_up: step_up.clone(),
+            #[cfg(feature = "metrics")]
+            tally: step_up.inner.hot.tally(token.is_none()),
+            token,
+            scheme,
+        }
+    }
 }
 
 /// Verifies bearer tokens and enforces a requirement. Made by [`StepUp::authenticate`],
@@ -83,6 +104,7 @@ pub struct StepUpLayer {
     step_up: StepUp,
     mode: Mode,
     requirement: Option<Arc<Requirement>>,
+    route_label: Option<Arc<str>>,
 }
 
 impl StepUpLayer {
@@ -96,7 +118,16 @@ impl StepUpLayer {
             step_up,
             mode,
             requirement,
+            route_label: None,
         }
+    }
+
+    /// The `route` label of this layer's metrics (feature `metrics`) where axum's
+    /// `MatchedPath` is not there (outside a router, or a layer around the whole router).
+    /// A fixed name, never a raw path.
+    pub fn route_label(mut self, label: impl Into<String>) -> Self {
+        self.route_label = Some(Arc::from(label.into()));
+        self
     }
 }
 
@@ -202,11 +233,7 @@ impl StepUpLayer {
             Ok(Some(c)) => c,
             Ok(None) => {
                 if self.mode == Mode::Optional && self.requirement.is_none() {
-                    req.extensions_mut().insert(AuthState {
-                        step_up: self.step_up.clone(),
-                        token: None,
-                        scheme: None,
-                    });
+                    req.extensions_mut().insert(AuthState::new(&self.step_up, None, None));
                     return Decision::Pass;
                 }
                 return self.refuse(self.answers().missing_token(), None);
@@ -220,8 +247,14 @@ impl StepUpLayer {
             },
             _ => None,
         };
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
         match self.step_up.verify_now(token) {
-            Outcome::Done(result) => self.finish(req, result, scheme, proof),
+            Outcome::Done(result) => {
+                #[cfg(feature = "metrics")]
+                self.step_up.inner.hot.verify_time(started);
+                self.finish(req, result, scheme, proof)
+            }
             Outcome::NeedsKeys { issuer, kid, failed } => Decision::NeedsKeys {
                 token: token.to_string(),
                 issuer,
@@ -281,11 +314,10 @@ impl StepUpLayer {
             Ok(token) => token,
             Err(e) => return self.refuse(self.answers().invalid_token(e), Some(scheme)),
         };
-        req.extensions_mut().insert(AuthState {
-            step_up: self.step_up.clone(),
-            token: Some(token.clone()),
-            scheme: Some(scheme),
-        });
+        req.extensions_mut()
+            .insert(AuthState::new(&self.step_up, Some(token.clone()), Some(scheme)));
+        // For services that are not axum handlers (tonic: `request.extensions().get::<Token>()`).
+        req.extensions_mut().insert(crate::extract::Token(token.clone()));
         match proof {
             Some(proof) => Decision::Spend { token, proof },
             None => self.after_verify(req, Some(token), Some(scheme)),
@@ -361,6 +393,12 @@ impl StepUpLayer {
         match requirement.check(&token, inner.ladder.as_ref(), self.step_up.now(), inner.verifier.leeway) {
             Ok(()) => {
                 tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement met");
+                #[cfg(feature = "metrics")]
+                if let Some(sub) = &token.context().sub {
+                    inner
+                        .completions
+                        .met(&token.context().iss, sub, &self.route(req), layer_id(requirement));
+                }
                 Decision::Pass
             }
             Err(demand) => {
@@ -389,12 +427,57 @@ impl StepUpLayer {
         {
             refusal.set_dpop_nonce(nonces.issue(self.step_up.now()));
         }
-        tracing::debug!(target: "stepup_tower", status = refusal.status().as_u16(), reason = %refusal, "request refused");
+        // One span per refusal, at debug: an attack must not flood the logs at info.
+        let (reason, error) = crate::observe::labels(refusal.kind());
+        let span =
+            tracing::debug_span!(target: "stepup_tower", "refusal", status = refusal.status().as_u16(), reason, error);
+        span.in_scope(|| tracing::debug!(target: "stepup_tower", detail = %refusal, "request refused"));
         refusal
     }
 
-    fn response<B: From<Bytes>>(&self, refusal: &Refusal) -> Response<B> {
-        self.step_up.inner.answers.respond(refusal).map(B::from)
+    fn response<B: From<Bytes>, RB>(&self, mut refusal: Refusal, req: &Request<RB>) -> Response<B> {
+        #[cfg(feature = "metrics")]
+        self.observe_refusal(&refusal, req);
+        let answers = self.answers();
+        answers.for_request(&mut refusal, req);
+        answers.respond(&refusal).map(B::from)
+    }
+
+    /// The `route` label: axum's `MatchedPath`, else this layer's label.
+    #[cfg(feature = "metrics")]
+    fn route<B>(&self, req: &Request<B>) -> String {
+        match req.extensions().get::<axum::extract::MatchedPath>() {
+            Some(m) => m.as_str().to_string(),
+            None => self.route_label.as_deref().unwrap_or("unlabeled").to_string(),
+        }
+    }
+
+    /// Counts a refusal (once per request: it ends the request), and a step-up challenge by
+    /// route and acr, remembered for its completion.
+    #[cfg(feature = "metrics")]
+    fn observe_refusal<B>(&self, refusal: &Refusal, req: &Request<B>) {
+        crate::observe::refusal(refusal);
+        let state = req
+            .extensions()
+            .get::<AuthState>()
+            .filter(|s| s.step_up.inner.id == self.step_up.inner.id);
+        if let Some(state) = state {
+            state.tally.refused();
+        }
+        if let crate::response::RefusalKind::StepUp(_) = refusal.kind() {
+            let route = self.route(req);
+            let acr = refusal.challenge().acr_values.join(" ");
+            if let Some(token) = state.and_then(|s| s.token.as_ref())
+                && let Some(sub) = &token.context().sub
+                && let Some(requirement) = &self.requirement
+            {
+                self.step_up
+                    .inner
+                    .completions
+                    .challenged(&token.context().iss, sub, &route, layer_id(requirement));
+            }
+            crate::observe::challenge(route, if acr.is_empty() { "none".into() } else { acr });
+        }
     }
 
     /// What follows a decision that needs to wait (keys, the replay store), to the end.
@@ -417,7 +500,11 @@ impl StepUpLayer {
                 scheme,
                 proof,
             } => {
+                #[cfg(feature = "metrics")]
+                let started = std::time::Instant::now();
                 let result = self.step_up.verify_after_refresh(&token, issuer, kid, failed).await;
+                #[cfg(feature = "metrics")]
+                self.step_up.inner.hot.verify_time(started);
                 self.finish(&mut req, result, scheme, proof)
             }
             other => other,
@@ -431,11 +518,11 @@ impl StepUpLayer {
         };
         match decision {
             Decision::Pass => inner.call(req).await,
-            Decision::Refuse(refusal) => Ok(self.response(&refusal)),
+            Decision::Refuse(refusal) => Ok(self.response(refusal, &req)),
             // Keys are asked for once and proofs spent once: neither comes back here.
             Decision::NeedsKeys { .. } | Decision::Spend { .. } => {
                 let refusal = self.answers().invalid_token(VerifyError::KeyNotFound { kid: None });
-                Ok(self.response(&refusal))
+                Ok(self.response(refusal, &req))
             }
         }
     }
@@ -501,7 +588,7 @@ where
                 fut: self.inner.call(req),
             },
             Decision::Refuse(refusal) => Kind::Refused {
-                res: Some(self.layer.response(&refusal)),
+                res: Some(self.layer.response(refusal, &req)),
             },
             decision @ (Decision::NeedsKeys { .. } | Decision::Spend { .. }) => {
                 // The service that was made ready goes into the future (tower's clone-and-swap).

@@ -11,7 +11,10 @@
 //! - [`response`]: refusal → response, replaceable with a [`Responder`](response::Responder);
 //! - [`layer`]: the [`StepUpLayer`] wiring the above;
 //! - [`extract`]: axum extractors [`AuthContext`], [`Claims<T>`](extract::Claims), [`Token`];
-//! - [`metadata`]: RFC 9728 protected-resource metadata, served and named in every challenge.
+//! - [`metadata`]: RFC 9728 protected-resource metadata, served and named in every challenge;
+//! - [`dpop`]: DPoP-bound tokens (RFC 9449): proofs, replay stores, nonces;
+//! - [`grpc`]: refusals of gRPC calls as gRPC statuses, the challenge in metadata;
+//! - [`navigation`]: an opt-in login redirect for browser navigations.
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
@@ -53,9 +56,12 @@ mod crypto;
 pub mod dpop;
 mod error;
 pub mod extract;
+pub mod grpc;
 pub mod keys;
 pub mod layer;
 pub mod metadata;
+pub mod navigation;
+pub mod observe;
 pub mod require;
 pub mod response;
 pub mod verify;

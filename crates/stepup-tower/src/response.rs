@@ -64,6 +64,10 @@ pub struct Refusal {
     /// The other accepted scheme's bare challenge, when there is one.
     other: Option<Box<BearerChallenge>>,
     dpop_nonce: Option<String>,
+    /// The request was a gRPC call: answer trailers-only.
+    grpc: bool,
+    /// A browser navigation with the login redirect on: where to send it (303).
+    login_redirect: Option<HeaderValue>,
 }
 
 impl Refusal {
@@ -73,7 +77,30 @@ impl Refusal {
             challenge,
             other: None,
             dpop_nonce: None,
+            grpc: false,
+            login_redirect: None,
         }
+    }
+
+    /// Whether the refused request was a gRPC call (its `content-type`): the default response
+    /// is then [`crate::grpc::response`].
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
+    }
+
+    /// For a browser navigation, with [`StepUpBuilder::login_redirect`](crate::StepUpBuilder::login_redirect)
+    /// on: the login URL (with `acr_values`, `max_age`, `return_to`) the default response
+    /// sends the browser to with `303 See Other`.
+    pub fn login_redirect(&self) -> Option<&HeaderValue> {
+        self.login_redirect.as_ref()
+    }
+
+    pub(crate) fn set_grpc(&mut self, grpc: bool) {
+        self.grpc = grpc;
+    }
+
+    pub(crate) fn set_login_redirect(&mut self, location: Option<HeaderValue>) {
+        self.login_redirect = location;
     }
 
     /// Every challenge, in order: [`Refusal::challenge`], then the other accepted scheme's
@@ -141,8 +168,26 @@ impl Refusal {
         serde_json::Value::Object(body)
     }
 
-    /// The default response: status, `WWW-Authenticate`, `Cache-Control: no-store`, JSON body.
+    /// The default response: [`Refusal::http_response`], or for a gRPC call the trailers-only
+    /// [`grpc::response`](crate::grpc::response), or for a browser navigation with the login
+    /// redirect on, `303 See Other` to the login URL.
     pub fn default_response(&self) -> Response<Bytes> {
+        if let Some(location) = &self.login_redirect {
+            let mut res = Response::new(Bytes::new());
+            *res.status_mut() = StatusCode::SEE_OTHER;
+            res.headers_mut().insert(header::LOCATION, location.clone());
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
+        if self.grpc {
+            return crate::grpc::response(self);
+        }
+        self.http_response()
+    }
+
+    /// The HTTP answer: status, `WWW-Authenticate`, `Cache-Control: no-store`, JSON body.
+    pub fn http_response(&self) -> Response<Bytes> {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
         let mut res = Response::new(Bytes::from(body));
         *res.status_mut() = self.status();
@@ -245,6 +290,8 @@ pub(crate) struct Answers {
     pub(crate) unavailable_is_503: bool,
     /// `None` when no issuer accepts DPoP.
     pub(crate) dpop: Option<DpopAnswers>,
+    /// Browser navigations sent to log in, when on.
+    pub(crate) login: Option<crate::navigation::LoginRedirect>,
 }
 
 impl Answers {
@@ -386,6 +433,18 @@ impl Answers {
 
     pub(crate) fn respond(&self, refusal: &Refusal) -> Response<Bytes> {
         self.responder.respond(refusal)
+    }
+
+    /// What only the request tells: a gRPC call (answered trailers-only), a browser navigation
+    /// (sent to log in, when that is on).
+    pub(crate) fn for_request<B>(&self, refusal: &mut Refusal, req: &http::Request<B>) {
+        refusal.set_grpc(crate::grpc::is_grpc(req.headers()));
+        if let Some(login) = &self.login
+            && !refusal.is_grpc()
+            && crate::navigation::is_navigation(req.method(), req.headers())
+        {
+            refusal.set_login_redirect(login.location(refusal, req.uri()));
+        }
     }
 }
 

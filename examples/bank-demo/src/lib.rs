@@ -4,8 +4,12 @@
 //! `POST /api/transfers`: acr multi-factor (or higher on the ladder) and `auth_time` within
 //! 300 s, else the RFC 9470 challenge. The embedded dev provider is mounted at `/idp` unless
 //! `STEPUP_ISSUER` names another one.
+//!
+//! `GET /metrics` (Prometheus text) and `GET /ops` (a page charting refusals, step-up
+//! challenges and completions) show the layer's `stepup_*` metrics (`src/ops.rs`).
 
 pub mod ledger;
+mod ops;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,6 +179,11 @@ pub struct Bank {
     pub remote_keys: Option<RemoteJwks>,
     /// The authentication layer's handle (for its cache statistics).
     pub auth: StepUp,
+    /// What every `/api/*` call needs (the required scope, or any valid token): other front
+    /// ends of the same bank (gRPC) apply the same rules.
+    pub api_requirement: Requirement,
+    /// What a transfer needs: the transfer acr within [`TRANSFER_MAX_AGE`].
+    pub transfer_requirement: Requirement,
 }
 
 #[derive(Clone)]
@@ -240,6 +249,8 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         .authorization_server(&issuer)
         .scopes_supported(required_scope.iter())
         .resource_name("stepup-tower demo bank");
+    // The metrics recorder first: what the layers count from the first request on is kept.
+    ops::prometheus();
     let dpop_mode = config.dpop.unwrap_or(DpopMode::Allowed);
     let mut auth = StepUp::builder().issuer(key_source.audience(&config.audience).dpop(dpop_mode));
     if dpop_mode != DpopMode::Off {
@@ -286,17 +297,18 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         config.transfer_acr.clone()
     };
     let transfer_rule = Requirement::new().acr(transfer_acr).max_age(TRANSFER_MAX_AGE);
-    let api_layer = match &required_scope {
-        Some(scope) => auth.try_require(Requirement::new().scope([scope.clone()]))?,
-        None => auth.authenticate(),
+    let api_requirement = match &required_scope {
+        Some(scope) => Requirement::new().scope([scope.clone()]),
+        None => Requirement::new(),
     };
+    let api_layer = auth.try_require(api_requirement.clone())?;
     let api = Router::new()
         .route("/api/balance", get(balance))
         .route(
             "/api/transfers",
             get(history).post(axum::handler::Handler::layer(
                 create_transfer,
-                auth.require(transfer_rule),
+                auth.require(transfer_rule.clone()),
             )),
         )
         // route_layer: only the API's own routes need a token; an unknown path stays 404.
@@ -310,6 +322,21 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         )
         .route_service(&metadata.well_known_path(), metadata.service())
         .route("/config.json", get(spa_config))
+        // Observability, without a token in the demo (a real deployment keeps these internal).
+        .route("/metrics", get(ops::metrics))
+        .route("/ops", get(ops::page))
+        .route(
+            "/ops.mjs",
+            get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/ops.mjs")) }),
+        )
+        .route(
+            "/ops-model.mjs",
+            get(|| async { web("text/javascript; charset=utf-8", include_str!("../web/ops-model.mjs")) }),
+        )
+        .route(
+            "/ops.css",
+            get(|| async { web("text/css; charset=utf-8", include_str!("../web/ops.css")) }),
+        )
         .route(
             "/",
             get(|| async { web("text/html; charset=utf-8", include_str!("../web/index.html")) }),
@@ -402,6 +429,8 @@ pub async fn build(config: &Config, origin: &str) -> Result<Bank, Box<dyn std::e
         ledger,
         remote_keys,
         auth,
+        api_requirement,
+        transfer_requirement: transfer_rule,
     })
 }
 

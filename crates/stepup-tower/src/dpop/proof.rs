@@ -58,6 +58,28 @@ pub enum DpopError {
 }
 
 impl DpopError {
+    /// A fixed, short name of the reason (a metrics label, a log field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::MultipleProofs => "multiple_proofs",
+            Self::TooLarge => "too_large",
+            Self::Malformed(_) => "malformed",
+            Self::DuplicateMember => "duplicate_member",
+            Self::WrongType => "wrong_type",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::UnsupportedCrit => "unsupported_crit",
+            Self::InvalidKey(_) => "invalid_key",
+            Self::BadSignature => "bad_signature",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::MethodMismatch => "htm_mismatch",
+            Self::UrlMismatch => "htu_mismatch",
+            Self::IatOutsideWindow { .. } => "iat_outside_window",
+            Self::AthMismatch => "ath_mismatch",
+            Self::Replayed => "replayed",
+        }
+    }
+
     /// Short, fixed text for `error_description`: never echoes proof content.
     pub fn description(&self) -> &'static str {
         match self {

@@ -29,6 +29,8 @@ pub(crate) struct TokenCache {
     ttl: i64,
     hits: AtomicU64,
     misses: AtomicU64,
+    #[cfg(feature = "metrics")]
+    hot: crate::observe::Hot,
 }
 
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
@@ -53,6 +55,8 @@ impl TokenCache {
             ttl: ttl_secs,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            hot: crate::observe::Hot::default(),
         }
     }
 
@@ -66,6 +70,8 @@ impl TokenCache {
     ) -> Option<Arc<VerifiedToken>> {
         let Some(entry) = self.entries.get(digest) else {
             self.misses.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            self.hot.token_cache(false);
             return None;
         };
         let ctx = entry.token.context();
@@ -79,9 +85,13 @@ impl TokenCache {
             });
         if key_still_there {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            self.hot.token_cache(true);
             Some(entry.token.clone())
         } else {
             self.misses.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            self.hot.token_cache(false);
             self.entries.remove(digest);
             None
         }

@@ -157,6 +157,41 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// A fixed, short name of the reason (a metrics label, a log field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::Malformed(_) => "malformed",
+            Self::UnsupportedSerialization => "unsupported_serialization",
+            Self::AlgNone => "alg_none",
+            Self::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            Self::UnsupportedCrit => "unsupported_crit",
+            Self::NestedToken => "nested_token",
+            Self::WrongType { .. } => "wrong_type",
+            Self::DuplicateMember => "duplicate_member",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::InvalidClaim(_) => "invalid_claim",
+            Self::Expired { .. } => "expired",
+            Self::NotYetValid { .. } => "not_yet_valid",
+            Self::AuthTimeInFuture { .. } => "auth_time_in_future",
+            Self::IssuedInFuture { .. } => "issued_in_future",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongAuthorizedParty => "wrong_authorized_party",
+            Self::KeyNotFound { .. } => "key_not_found",
+            Self::AmbiguousKey => "ambiguous_key",
+            Self::KidRequired => "kid_required",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::KeysUnavailable(_) => "keys_unavailable",
+            Self::BadSignature => "bad_signature",
+            Self::SenderConstrained => "sender_constrained",
+            Self::NotDpopBound => "not_dpop_bound",
+            Self::DpopKeyMismatch => "dpop_key_mismatch",
+            Self::DpopNotAccepted => "dpop_not_accepted",
+            Self::DpopRequired => "dpop_required",
+        }
+    }
+
     /// Short, fixed text for `error_description`: never echoes token content.
     pub fn description(&self) -> &'static str {
         match self {

@@ -14,8 +14,11 @@ mod answers;
 mod attacks;
 mod cache;
 mod dpop;
+mod grpc;
 mod interop;
 mod jwks_server;
+#[cfg(feature = "metrics")]
+mod observe;
 mod remote;
 mod support;
 mod token_types;

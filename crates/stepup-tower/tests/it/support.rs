@@ -189,9 +189,11 @@ pub fn app(auth: &StepUp) -> Router {
         )
         .route(
             "/scoped",
-            get(whoami).route_layer(auth.require(Requirement::new().scope(["transfer"]))),
+            get(whoami)
+                .post(whoami)
+                .route_layer(auth.require(Requirement::new().scope(["transfer"]))),
         )
-        .route("/balance", get(whoami))
+        .route("/balance", get(whoami).post(whoami))
         .layer(auth.authenticate())
 }
 

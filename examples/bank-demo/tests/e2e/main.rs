@@ -8,6 +8,7 @@
     missing_docs
 )]
 
+mod metrics;
 mod replicas;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase rotation --state FILE
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase reuse    --state FILE
 //! interop-client --bank http://127.0.0.1:P --issuer http://127.0.0.1:Q --phase dpop     --state FILE
+//! interop-client --bank http://127.0.0.1:G --issuer http://127.0.0.1:Q --phase grpc     --state FILE
 //! ```
 //!
 //! `main`: tokens signed with RS256, ES256, EdDSA and Ed25519 (RFC 9864), the whole RFC 9470 loop (the challenge is
@@ -30,10 +31,15 @@
 //! `stepup_tower::challenge`); a replayed proof, the bound token as a Bearer token, and proofs
 //! for another `htu`, `htm`, `ath` or key are refused. Proofs are made here, with
 //! `jsonwebtoken` and an AWS-LC P-256 key, independently of the crate under test.
+//! `grpc` (`--bank` is `examples/grpc-bank`, the bank's gRPC service, same provider): with a
+//! tonic client, `GetBalance` with a password-level token passes, `Transfer` is refused with
+//! `UNAUTHENTICATED` and the RFC 9470 challenge in the `www-authenticate` metadata (read with
+//! `stepup_tower::grpc::challenge`), and `Transfer` after the step-up it asks for passes.
 #![allow(clippy::print_stdout)]
 
 mod dpop;
 mod dpop_phase;
+mod grpc_phase;
 mod oidc;
 mod state;
 
@@ -84,7 +90,9 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("interop-client: {e}");
-            eprintln!("usage: interop-client --bank URL --issuer URL --phase main|rotation|reuse|dpop --state FILE");
+            eprintln!(
+                "usage: interop-client --bank URL --issuer URL --phase main|rotation|reuse|dpop|grpc --state FILE"
+            );
             return ExitCode::from(2);
         }
     };
@@ -100,6 +108,7 @@ async fn main() -> ExitCode {
         Phase::Rotation => run.phase_rotation().await,
         Phase::Reuse => run.phase_reuse().await,
         Phase::Dpop => run.phase_dpop().await,
+        Phase::Grpc => run.phase_grpc().await,
     }
     println!("{} passed, {} failed", run.passed, run.failed);
     if run.failed == 0 {
@@ -115,6 +124,7 @@ enum Phase {
     Rotation,
     Reuse,
     Dpop,
+    Grpc,
 }
 
 impl Phase {
@@ -125,6 +135,7 @@ impl Phase {
             Self::Rotation => "after rotation, ",
             Self::Reuse => "after key reuse, ",
             Self::Dpop => "DPoP: ",
+            Self::Grpc => "gRPC: ",
         }
     }
 }
@@ -151,6 +162,7 @@ impl Args {
                         "rotation" => Phase::Rotation,
                         "reuse" => Phase::Reuse,
                         "dpop" => Phase::Dpop,
+                        "grpc" => Phase::Grpc,
                         other => return Err(format!("unknown phase {other:?}")),
                     });
                 }
@@ -441,7 +453,7 @@ impl Run {
                 "reused with new material",
                 "the previous generation's token (same kid, old material; verified and cached before): 401 invalid_token",
             ),
-            Phase::Main | Phase::Rotation | Phase::Dpop => (
+            Phase::Main | Phase::Rotation | Phase::Dpop | Phase::Grpc => (
                 "of a removed key",
                 "a token signed with a removed key (verified and cached before): 401 invalid_token",
             ),

@@ -59,11 +59,20 @@ pub(super) struct Cache<S> {
     forced: AtomicU64,
     suppressed: AtomicU64,
     empty_sets: AtomicU64,
+    /// The source's name (its URL), the `issuer` label of the metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    label: Arc<str>,
+    #[cfg(feature = "metrics")]
+    age: std::sync::OnceLock<metrics::Gauge>,
 }
 
 impl<S: Source> Cache<S> {
     pub(super) fn new(source: S, settings: CacheSettings) -> Self {
+        let label = Arc::from(source.name());
         Self {
+            label,
+            #[cfg(feature = "metrics")]
+            age: std::sync::OnceLock::new(),
             source,
             settings,
             snapshot: ArcSwapOption::empty(),
@@ -80,7 +89,14 @@ impl<S: Source> Cache<S> {
 
     /// The keys requests verify with: never waits.
     pub(super) fn current(&self) -> Result<Arc<KeySet>, KeyError> {
-        match self.snapshot.load().as_ref() {
+        let snapshot = self.snapshot.load();
+        #[cfg(feature = "metrics")]
+        if let Some(s) = snapshot.as_ref() {
+            self.age
+                .get_or_init(|| crate::observe::key_set_age_gauge(&self.label))
+                .set(s.fetched.elapsed().as_secs_f64());
+        }
+        match snapshot.as_ref() {
             Some(s) if s.keys.is_empty() => Err(KeyError::Unavailable("the issuer's JWK Set has no usable key".into())),
             Some(s) if s.fetched.elapsed() <= s.ttl.saturating_add(self.settings.max_stale) => Ok(s.keys.clone()),
             Some(_) => Err(KeyError::Unavailable(
@@ -173,6 +189,8 @@ impl<S: Source> Cache<S> {
                 }
                 Forced::Suppressed => {
                     self.suppressed.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    crate::observe::key_refetch_suppressed(&self.label);
                     tracing::debug!(target: "stepup_tower", kid = ?kid, "forced JWKS refetch suppressed by the cooldown");
                     break;
                 }
@@ -214,6 +232,8 @@ impl<S: Source> Cache<S> {
         let result = self.source.fetch().await;
         let elapsed_ms = started.elapsed().as_millis();
         let url = self.source.name();
+        #[cfg(feature = "metrics")]
+        crate::observe::key_fetch(&self.label, result.as_ref().err().map(FetchError::code));
         match result {
             Ok((set, ttl)) => {
                 for skipped in set.skipped() {

@@ -187,6 +187,26 @@ pub enum FetchError {
     Http(String),
 }
 
+impl FetchError {
+    /// A fixed, short name of the failure (a metrics label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidUrl(_) => "invalid_url",
+            Self::Connect(_) => "connect",
+            Self::Timeout => "timeout",
+            Self::Status(_) => "status",
+            Self::CrossOriginRedirect(_) => "redirect",
+            Self::TooLarge { .. } => "too_large",
+            Self::NotJson(_) => "not_json",
+            Self::InvalidJwkSet(_) => "not_a_jwk_set",
+            Self::NoUsableKeys { .. } => "no_usable_keys",
+            Self::IssuerMismatch { .. } => "issuer_mismatch",
+            Self::NoJwksUri => "no_jwks_uri",
+            Self::Http(_) => "http",
+        }
+    }
+}
+
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
