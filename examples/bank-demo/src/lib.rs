@@ -164,6 +164,38 @@ impl Config {
     }
 }
 
+/// Binds `BANK_ADDR` (default `127.0.0.1:8080`); the origin is `BANK_PUBLIC_URL`, else
+/// `http://` and the bound address. Returns the listener, its address and the origin.
+pub async fn listen_from_env() -> Result<(tokio::net::TcpListener, std::net::SocketAddr, String), String> {
+    let addr = std::env::var("BANK_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let origin = std::env::var("BANK_PUBLIC_URL").unwrap_or_else(|_| format!("http://{local}"));
+    Ok((listener, local, origin))
+}
+
+/// The startup lines naming the demo users and their TOTP secrets (embedded provider only;
+/// empty otherwise).
+pub fn demo_users_text(provider: Option<&Provider>) -> String {
+    let Some(p) = provider else {
+        return String::new();
+    };
+    let mut out = String::from("\n  Demo users (embedded dev provider; development only):\n");
+    for u in dev_provider::demo_users() {
+        out.push_str(&format!(
+            "    {:<6} password {:<14} TOTP secret {}\n",
+            u.username, u.password, u.totp_secret
+        ));
+        if let Some(uri) = p.otpauth_uri(&u.username) {
+            out.push_str(&format!("           {uri}\n"));
+        }
+    }
+    out.push_str("  Current code: cargo run -p dev-provider --example totp -- alice\n");
+    out
+}
+
 /// A built application.
 #[derive(Debug)]
 pub struct Bank {

@@ -16,30 +16,12 @@ async fn main() {
 
 async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = bank_demo::Config::from_env()?;
-    let addr = std::env::var("BANK_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr()?;
-    let origin = std::env::var("BANK_PUBLIC_URL").unwrap_or_else(|_| format!("http://{local}"));
+    let (listener, _, origin) = bank_demo::listen_from_env().await?;
     let bank = bank_demo::build(&config, &origin).await?;
     println!();
     println!("  stepup-tower demo bank: {origin}/");
     println!("  issuer:                 {}", bank.issuer);
-    if let Some(p) = &bank.provider {
-        println!();
-        println!("  Demo users (embedded dev provider; development only):");
-        for u in dev_provider::demo_users() {
-            println!(
-                "    {:<6} password {:<14} TOTP secret {}",
-                u.username, u.password, u.totp_secret
-            );
-            if let Some(uri) = p.otpauth_uri(&u.username) {
-                println!("           {uri}");
-            }
-        }
-        println!("  Current code: cargo run -p dev-provider --example totp -- alice");
-    }
+    print!("{}", bank_demo::demo_users_text(bank.provider.as_ref()));
     println!();
     println!("  Balance needs any login; a transfer needs a second factor within 300 s.");
     println!();

@@ -10,21 +10,16 @@
     unreachable_pub
 )]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use bank_demo::Config;
 use bank_demo::ledger::Ledger;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use dev_provider::{MFA_ACR, Provider};
 use grpc_bank::pb;
 use grpc_bank::pb::bank_client::BankClient;
 use http_body_util::{BodyExt, Full};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::Value;
 use stepup_tower::challenge::{BearerChallenge, ErrorCode};
 use tonic::transport::Channel;
@@ -38,16 +33,6 @@ struct Server {
     handled: Arc<AtomicU64>,
     http: reqwest::Client,
     _task: tokio::task::JoinHandle<()>,
-}
-
-/// The demo's defaults, as `Config::from_env` gives them with no variable set.
-fn config() -> Config {
-    Config {
-        audience: "bank-api".into(),
-        client_id: "bank-spa".into(),
-        scope: "openid accounts".into(),
-        ..Config::default()
-    }
 }
 
 async fn start() -> Server {
@@ -87,179 +72,33 @@ impl Server {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+/// The embedded provider's test user, shared with the bank demo's e2e tests.
+#[path = "../../bank-demo/tests/e2e/login.rs"]
+mod login;
+
+use login::{Site, User, config, now};
+
+impl Site for Server {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+    fn provider(&self) -> &Provider {
+        &self.provider
+    }
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// Alice at the embedded provider.
+fn alice(server: &Server) -> User<'_, Server> {
+    User::new(server, "alice", "alice-demo-pw")
 }
 
-fn dec(s: &str) -> String {
-    let mut out = Vec::new();
-    let mut b = s.bytes();
-    while let Some(c) = b.next() {
-        match c {
-            b'%' => {
-                let hex: String = [b.next().unwrap(), b.next().unwrap()]
-                    .iter()
-                    .map(|&c| c as char)
-                    .collect();
-                out.push(u8::from_str_radix(&hex, 16).unwrap());
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn query(location: &str) -> HashMap<String, String> {
-    let q = location.split_once('?').map_or("", |(_, q)| q);
-    q.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), dec(v)))
-        .collect()
-}
-
-/// The PKCE verifier of every test login.
-const VERIFIER: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
-
-/// A browser-like user of the embedded provider (a small copy of bank-demo's e2e `User`): keeps
-/// its cookies (so a step-up asks only for the second factor) and answers the login and TOTP
-/// pages.
-struct User<'a> {
-    server: &'a Server,
-    cookies: HashMap<String, String>,
-    name: &'static str,
-    password: &'static str,
-    last_step: Option<u64>,
-}
-
-impl<'a> User<'a> {
-    fn alice(server: &'a Server) -> Self {
-        Self {
-            server,
-            cookies: HashMap::new(),
-            name: "alice",
-            password: "alice-demo-pw",
-            last_step: None,
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> reqwest::Response {
-        let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let req = if jar.is_empty() {
-            req
-        } else {
-            req.header(COOKIE, jar.join("; "))
-        };
-        let res = req.send().await.unwrap();
-        for sc in res.headers().get_all(SET_COOKIE) {
-            let text = sc.to_str().unwrap();
-            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
-            self.cookies.insert(name.to_string(), value.to_string());
-        }
-        res
-    }
-
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> String {
-        let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-        let req = self
-            .server
-            .http
-            .post(format!("{}{path}", self.server.base))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body.join("&"));
-        let res = self.send(req).await;
-        assert_eq!(res.status(), 303, "{path}");
-        res.headers()[LOCATION].to_str().unwrap().to_string()
-    }
-
-    /// An authorization-code flow with PKCE to the end; returns the access token and the pages
-    /// the provider showed.
-    async fn login(&mut self, extra: &[(&str, String)]) -> (String, Vec<&'static str>) {
-        let base = self.server.base.clone();
-        let redirect_uri = format!("{base}/");
-        let challenge =
-            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()).as_ref());
-        let mut params = vec![
-            ("response_type", "code".to_string()),
-            ("client_id", "bank-spa".to_string()),
-            ("redirect_uri", redirect_uri.clone()),
-            ("scope", "openid accounts".to_string()),
-            ("state", "st4te".to_string()),
-            ("code_challenge", challenge),
-            ("code_challenge_method", "S256".to_string()),
-        ];
-        for (k, v) in extra {
-            params.retain(|(p, _)| p != k);
-            params.push((k, v.clone()));
-        }
-        let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-        let res = self
-            .send(self.server.http.get(format!("{base}/idp/authorize?{}", q.join("&"))))
-            .await;
-        let mut location = res.headers()[LOCATION].to_str().unwrap().to_string();
-        let mut pages = Vec::new();
-        while !location.starts_with(&format!("{redirect_uri}?")) {
-            let req = query(&location)["req"].clone();
-            if location.contains("/idp/login") {
-                pages.push("login");
-                let (name, password) = (self.name, self.password);
-                location = self
-                    .post_form(
-                        "/idp/login",
-                        &[("req", &req), ("username", name), ("password", password)],
-                    )
-                    .await;
-            } else if location.contains("/idp/mfa") {
-                pages.push("mfa");
-                // A code not used yet (RFC 6238 §5.2: each is accepted once).
-                let mut t = now();
-                if self.last_step.is_some_and(|s| s >= t / 30) {
-                    t += 30;
-                }
-                self.last_step = Some(t / 30);
-                let code = self.server.provider.totp_code(self.name, t).unwrap();
-                location = self.post_form("/idp/mfa", &[("req", &req), ("code", &code)]).await;
-            } else {
-                panic!("unexpected redirect {location}");
-            }
-        }
-        let code = query(&location)["code"].clone();
-        let body = [
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect_uri),
-            ("client_id", "bank-spa"),
-            ("code_verifier", VERIFIER),
-        ]
-        .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-        let res = self
-            .send(
-                self.server
-                    .http
-                    .post(format!("{base}/idp/token"))
-                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body),
-            )
-            .await;
-        assert_eq!(res.status(), 200);
-        let tokens: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
-        (tokens["access_token"].as_str().unwrap().to_string(), pages)
-    }
+/// An authorization-code flow with PKCE to the end; the access token and the pages shown.
+async fn login(user: &mut User<'_, Server>, extra: &[(&str, String)]) -> (String, Vec<&'static str>) {
+    let (tokens, pages) = user.authorize(extra).await;
+    (tokens["access_token"].as_str().unwrap().to_string(), pages)
 }
 
 fn authed<T>(message: T, token: &str) -> Request<T> {
@@ -336,8 +175,8 @@ async fn a_bad_token_is_unauthenticated_invalid_token() {
 async fn transfer_is_challenged_then_succeeds_after_step_up() {
     let server = start().await;
     let mut client = server.client().await;
-    let mut alice = User::alice(&server);
-    let (password_token, pages) = alice.login(&[]).await;
+    let mut alice = alice(&server);
+    let (password_token, pages) = login(&mut alice, &[]).await;
     assert_eq!(pages, ["login"]);
 
     let balance = client
@@ -368,12 +207,14 @@ async fn transfer_is_challenged_then_succeeds_after_step_up() {
     let before = server.handled();
 
     // Step up with exactly what the challenge asked.
-    let (mfa_token, pages) = alice
-        .login(&[
+    let (mfa_token, pages) = login(
+        &mut alice,
+        &[
             ("acr_values", c.acr_values.join(" ")),
             ("max_age", c.max_age.unwrap().to_string()),
-        ])
-        .await;
+        ],
+    )
+    .await;
     assert_eq!(pages, ["mfa"]);
     let done = client
         .transfer(authed(transfer("25.00", "k-1"), &mfa_token))
@@ -428,8 +269,8 @@ async fn a_stale_mfa_login_is_challenged_with_max_age() {
 async fn a_missing_scope_is_permission_denied() {
     let server = start().await;
     let mut client = server.client().await;
-    let mut alice = User::alice(&server);
-    let (token, _) = alice.login(&[("scope", "openid".to_string())]).await;
+    let mut alice = alice(&server);
+    let (token, _) = login(&mut alice, &[("scope", "openid".to_string())]).await;
     for status in [
         client
             .get_balance(authed(pb::GetBalanceRequest {}, &token))

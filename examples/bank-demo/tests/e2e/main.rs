@@ -8,19 +8,19 @@
     missing_docs
 )]
 
+mod login;
 mod metrics;
 mod replicas;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bank_demo::{Bank, Config};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dev_provider::{MFA_ACR, Provider};
+use login::{Site, User, config, enc, now, query, redirect_to};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 use stepup_tower::challenge::{BearerChallenge, ErrorCode};
 
@@ -30,16 +30,6 @@ struct Demo {
     ledger: Arc<bank_demo::ledger::Ledger>,
     http: reqwest::Client,
     _server: tokio::task::JoinHandle<()>,
-}
-
-/// The demo's defaults, as `Config::from_env` gives them with no variable set.
-fn config() -> Config {
-    Config {
-        audience: "bank-api".into(),
-        client_id: "bank-spa".into(),
-        scope: "openid accounts".into(),
-        ..Config::default()
-    }
 }
 
 async fn start() -> Demo {
@@ -73,235 +63,15 @@ async fn start_with(config: Config) -> (Demo, stepup_tower::StepUp) {
     (demo, auth)
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn query(location: &str) -> HashMap<String, String> {
-    let q = location.split_once('?').map(|(_, q)| q).unwrap_or("");
-    q.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), percent_decode(v)))
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(if b[i] == b'+' { b' ' } else { b[i] });
-            i += 1;
-        }
+impl Site for Demo {
+    fn base(&self) -> &str {
+        &self.base
     }
-    String::from_utf8(out).unwrap()
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// The PKCE verifier of every test login.
-const VERIFIER: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
-
-/// A browser-like client of the provider: keeps its cookies (the pre-login and the SSO
-/// session cookie), follows nothing by itself.
-struct User<'a> {
-    demo: &'a Demo,
-    cookies: std::sync::Mutex<HashMap<String, String>>,
-    name: &'static str,
-    password: &'static str,
-    last_step: Option<u64>,
-    /// The provider's clock, when the test controls it.
-    clock: Option<Arc<std::sync::atomic::AtomicI64>>,
-}
-
-impl<'a> User<'a> {
-    fn new(demo: &'a Demo, name: &'static str, password: &'static str) -> Self {
-        Self {
-            demo,
-            cookies: std::sync::Mutex::new(HashMap::new()),
-            name,
-            password,
-            last_step: None,
-            clock: None,
-        }
+    fn http(&self) -> &reqwest::Client {
+        &self.http
     }
-
-    fn cookie_header(&self) -> Option<String> {
-        let jar = self.cookies.lock().unwrap();
-        (!jar.is_empty()).then(|| {
-            jar.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-
-    fn has_cookie(&self, name: &str) -> bool {
-        self.cookies.lock().unwrap().contains_key(name)
-    }
-
-    fn keep_cookies(&self, res: &reqwest::Response) {
-        let mut jar = self.cookies.lock().unwrap();
-        for sc in res.headers().get_all(SET_COOKIE) {
-            let text = sc.to_str().unwrap();
-            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
-            if text.contains("Max-Age=0") {
-                jar.remove(name);
-            } else {
-                jar.insert(name.to_string(), value.to_string());
-            }
-        }
-    }
-
-    async fn get(&self, url: &str) -> reqwest::Response {
-        let mut r = self.demo.http.get(url);
-        if let Some(c) = self.cookie_header() {
-            r = r.header(COOKIE, c);
-        }
-        let res = r.send().await.unwrap();
-        self.keep_cookies(&res);
-        res
-    }
-
-    async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.post_form_with(url, form, &[]).await
-    }
-
-    async fn post_form_with(
-        &mut self,
-        url: &str,
-        form: &[(&str, &str)],
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-        let mut r = self
-            .demo
-            .http
-            .post(url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body.join("&"));
-        if let Some(c) = self.cookie_header() {
-            r = r.header(COOKIE, c);
-        }
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        let res = r.send().await.unwrap();
-        self.keep_cookies(&res);
-        res
-    }
-
-    /// "Now" as the provider sees it.
-    fn now(&self) -> u64 {
-        match &self.clock {
-            Some(c) => c.load(std::sync::atomic::Ordering::SeqCst) as u64,
-            None => now(),
-        }
-    }
-
-    fn location(res: &reqwest::Response) -> String {
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "expected a redirect");
-        res.headers()[LOCATION].to_str().unwrap().to_string()
-    }
-
-    /// Runs an authorization request to the end, answering the pages the provider shows.
-    /// Returns (tokens, pages seen).
-    /// The provider's authorization URL for this demo's SPA client, with `extra` parameters.
-    fn authorize_url(&self, extra: &[(&str, String)]) -> String {
-        let challenge =
-            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()).as_ref());
-        let mut params = vec![
-            ("response_type", "code".to_string()),
-            ("client_id", "bank-spa".to_string()),
-            ("redirect_uri", format!("{}/", self.demo.base)),
-            ("scope", "openid accounts".to_string()),
-            ("state", "st4te".to_string()),
-            ("nonce", "n0nce".to_string()),
-            ("code_challenge", challenge),
-            ("code_challenge_method", "S256".to_string()),
-        ];
-        params.extend(extra.iter().cloned());
-        let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-        format!("{}/idp/authorize?{}", self.demo.base, q.join("&"))
-    }
-
-    async fn authorize(&mut self, extra: &[(&str, String)]) -> (Value, Vec<&'static str>) {
-        let verifier = VERIFIER;
-        let redirect_uri = format!("{}/", self.demo.base);
-        let mut location = Self::location(&self.get(&self.authorize_url(extra)).await);
-        let mut pages = Vec::new();
-        loop {
-            if location.starts_with(&format!("{redirect_uri}?")) {
-                break;
-            }
-            let req = query(&location)["req"].clone();
-            if location.contains("/idp/login") {
-                pages.push("login");
-                let page = self.get(&location).await.text().await.unwrap();
-                assert!(page.contains("id=\"password\""));
-                let res = self
-                    .post_form(
-                        &format!("{}/idp/login", self.demo.base),
-                        &[("req", &req), ("username", self.name), ("password", self.password)],
-                    )
-                    .await;
-                location = Self::location(&res);
-            } else if location.contains("/idp/mfa") {
-                pages.push("mfa");
-                let page = self.get(&location).await.text().await.unwrap();
-                assert!(
-                    !page.contains("id=\"password\""),
-                    "the second-factor page asks only for the code"
-                );
-                // A code not used yet (RFC 6238 §5.2: each is accepted once).
-                let mut t = self.now();
-                if self.last_step.is_some_and(|s| s >= t / 30) {
-                    t += 30;
-                }
-                self.last_step = Some(t / 30);
-                let code = self.demo.provider.totp_code(self.name, t).unwrap();
-                let res = self
-                    .post_form(
-                        &format!("{}/idp/mfa", self.demo.base),
-                        &[("req", &req), ("code", &code)],
-                    )
-                    .await;
-                location = Self::location(&res);
-            } else {
-                panic!("unexpected redirect {location}");
-            }
-        }
-        let q = query(&location);
-        assert_eq!(q.get("state").map(String::as_str), Some("st4te"), "{location}");
-        let code = q.get("code").unwrap_or_else(|| panic!("no code in {location}")).clone();
-        let res = self
-            .post_form(
-                &format!("{}/idp/token", self.demo.base),
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", &redirect_uri),
-                    ("client_id", "bank-spa"),
-                    ("code_verifier", verifier),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 200);
-        (serde_json::from_str(&res.text().await.unwrap()).unwrap(), pages)
+    fn provider(&self) -> &Provider {
+        &self.provider
     }
 }
 
@@ -562,7 +332,7 @@ async fn unknown_sub_gets_an_account_and_provider_refuses_bad_requests() {
         URL_SAFE_NO_PAD.encode([1u8; 32])
     );
     // Wrong password: the login page again, 401, no session.
-    let loc = User::location(&alice.get(&format!("{}/idp/authorize?{q}", demo.base)).await);
+    let loc = redirect_to(&alice.get(&format!("{}/idp/authorize?{q}", demo.base)).await);
     let req = query(&loc)["req"].clone();
     let res = alice
         .post_form(
@@ -592,11 +362,11 @@ async fn unknown_sub_gets_an_account_and_provider_refuses_bad_requests() {
             q.replace("code_challenge_method=S256", "code_challenge_method=plain")
         ))
         .await;
-    assert!(User::location(&res).contains("error=invalid_request"));
+    assert!(redirect_to(&res).contains("error=invalid_request"));
     // Wrong and replayed TOTP codes.
     let mut alice = User::new(&demo, "alice", "alice-demo-pw");
     alice.authorize(&[]).await;
-    let loc = User::location(
+    let loc = redirect_to(
         &alice
             .get(&format!("{}/idp/authorize?{q}&acr_values={}", demo.base, enc(MFA_ACR)))
             .await,
@@ -612,10 +382,10 @@ async fn unknown_sub_gets_an_account_and_provider_refuses_bad_requests() {
     let res = alice
         .post_form(&format!("{}/idp/mfa", demo.base), &[("req", &req), ("code", &code)])
         .await;
-    let code_loc = User::location(&res);
+    let code_loc = redirect_to(&res);
     // max_age=0 a second later forces the second factor again, inside the same TOTP step.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let loc = User::location(
+    let loc = redirect_to(
         &alice
             .get(&format!(
                 "{}/idp/authorize?{q}&acr_values={}&max_age=0",
@@ -810,7 +580,7 @@ async fn five_wrong_codes_end_the_pending_login_until_a_new_login_after_the_back
     alice.clock = Some(clock.clone());
     alice.authorize(&[]).await;
     let step_up = [("acr_values", MFA_ACR.to_string())];
-    let loc = User::location(&alice.get(&alice.authorize_url(&step_up)).await);
+    let loc = redirect_to(&alice.get(&alice.authorize_url(&step_up)).await);
     assert!(loc.contains("/idp/mfa"), "{loc}");
     let req = query(&loc)["req"].clone();
     let mfa = format!("{}/idp/mfa", demo.base);
@@ -829,7 +599,7 @@ async fn five_wrong_codes_end_the_pending_login_until_a_new_login_after_the_back
     let res = alice.post_form(&mfa, &[("req", &req), ("code", &right)]).await;
     assert_eq!(res.status(), 400, "the ended login stays ended");
     // A new login during the backoff: the right code is refused, without being checked.
-    let loc = User::location(&alice.get(&alice.authorize_url(&step_up)).await);
+    let loc = redirect_to(&alice.get(&alice.authorize_url(&step_up)).await);
     let req = query(&loc)["req"].clone();
     let res = alice.post_form(&mfa, &[("req", &req), ("code", &right)]).await;
     assert_eq!(res.status(), 429, "locked out during the backoff");
@@ -838,10 +608,10 @@ async fn five_wrong_codes_end_the_pending_login_until_a_new_login_after_the_back
     let t = alice.now();
     let code = demo.provider.totp_code("alice", t).unwrap();
     let spaced = format!("{} {}", &code[..3], &code[3..]);
-    let loc = User::location(&alice.get(&alice.authorize_url(&step_up)).await);
+    let loc = redirect_to(&alice.get(&alice.authorize_url(&step_up)).await);
     let req = query(&loc)["req"].clone();
     let res = alice.post_form(&mfa, &[("req", &req), ("code", &spaced)]).await;
-    let loc = User::location(&res);
+    let loc = redirect_to(&res);
     assert!(loc.contains("code="), "{loc}");
 }
 
@@ -852,7 +622,7 @@ async fn wrong_passwords_lock_out_with_a_growing_backoff() {
     let mut mallory = User::new(&demo, "alice", "guess");
     let login = format!("{}/idp/login", demo.base);
     for (round, wait) in [(1, "30"), (2, "60")] {
-        let loc = User::location(&mallory.get(&mallory.authorize_url(&[])).await);
+        let loc = redirect_to(&mallory.get(&mallory.authorize_url(&[])).await);
         let req = query(&loc)["req"].clone();
         for _ in 0..4 {
             let res = mallory
@@ -913,7 +683,7 @@ async fn a_flood_of_anonymous_authorize_requests_blocks_nobody() {
 async fn cross_origin_login_post_is_refused() {
     let demo = start().await;
     let mut attacker = User::new(&demo, "alice", "alice-demo-pw");
-    let loc = User::location(&attacker.get(&attacker.authorize_url(&[])).await);
+    let loc = redirect_to(&attacker.get(&attacker.authorize_url(&[])).await);
     let req = query(&loc)["req"].clone();
     let login = format!("{}/idp/login", demo.base);
     let form = [
@@ -982,7 +752,7 @@ async fn logout_ends_single_sign_on() {
             enc(&home)
         ))
         .await;
-    assert_eq!(User::location(&res), format!("{home}?state=bye"));
+    assert_eq!(redirect_to(&res), format!("{home}?state=bye"));
     assert!(!alice.has_cookie("dev_idp_session"));
     let (_, pages) = alice.authorize(&[("acr_values", MFA_ACR.to_string())]).await;
     assert_eq!(pages, ["login", "mfa"], "the password is asked again");
@@ -1121,12 +891,12 @@ async fn an_account_number_collision_is_refused_not_merged() {
 async fn cancel_returns_access_denied() {
     let demo = start().await;
     let mut alice = User::new(&demo, "alice", "alice-demo-pw");
-    let loc = User::location(&alice.get(&alice.authorize_url(&[])).await);
+    let loc = redirect_to(&alice.get(&alice.authorize_url(&[])).await);
     let req = query(&loc)["req"].clone();
     let res = alice
         .post_form(&format!("{}/idp/cancel", demo.base), &[("req", &req)])
         .await;
-    let loc = User::location(&res);
+    let loc = redirect_to(&res);
     let q = query(&loc);
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["state"], "st4te");
@@ -1183,7 +953,7 @@ async fn a_password_lockout_does_not_block_the_signed_in_users_second_factor() {
     alice.authorize(&[]).await;
     // Someone else locks alice's password out.
     let mut mallory = User::new(&demo, "alice", "guess");
-    let loc = User::location(&mallory.get(&mallory.authorize_url(&[])).await);
+    let loc = redirect_to(&mallory.get(&mallory.authorize_url(&[])).await);
     let req = query(&loc)["req"].clone();
     for _ in 0..5 {
         mallory
@@ -1203,7 +973,7 @@ async fn a_password_lockout_does_not_block_the_signed_in_users_second_factor() {
 async fn provider_pages_csp_names_the_client_origins() {
     let demo = start().await;
     let user = User::new(&demo, "alice", "alice-demo-pw");
-    let loc = User::location(&user.get(&user.authorize_url(&[])).await);
+    let loc = redirect_to(&user.get(&user.authorize_url(&[])).await);
     let res = user.get(&loc).await;
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains(&format!("form-action 'self' {};", demo.base)), "{csp}");

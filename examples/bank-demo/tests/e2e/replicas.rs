@@ -113,45 +113,8 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 /// redeems the code with a DPoP proof: a token bound to `key`.
 async fn login(demo: &Demo, key: &ProofKey) -> String {
     let mut alice = User::new(demo, "alice", "alice-demo-pw");
-    let redirect_uri = format!("{}/", demo.base);
-    let mut location = User::location(&alice.get(&alice.authorize_url(&[])).await);
-    while !location.starts_with(&format!("{redirect_uri}?")) {
-        let req = query(&location)["req"].clone();
-        let res = if location.contains("/idp/login") {
-            let _ = alice.get(&location).await;
-            alice
-                .post_form(
-                    &format!("{}/idp/login", demo.base),
-                    &[("req", &req), ("username", alice.name), ("password", alice.password)],
-                )
-                .await
-        } else if location.contains("/idp/mfa") {
-            let _ = alice.get(&location).await;
-            let code = demo.provider.totp_code(alice.name, now()).unwrap();
-            alice
-                .post_form(&format!("{}/idp/mfa", demo.base), &[("req", &req), ("code", &code)])
-                .await
-        } else {
-            panic!("unexpected redirect {location}");
-        };
-        location = User::location(&res);
-    }
-    let code = query(&location)["code"].clone();
-    let token_endpoint = format!("{}/idp/token", demo.base);
-    let proof = key.proof("POST", &token_endpoint, None);
-    let res = alice
-        .post_form_with(
-            &token_endpoint,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &redirect_uri),
-                ("client_id", "bank-spa"),
-                ("code_verifier", VERIFIER),
-            ],
-            &[("DPoP", &proof)],
-        )
-        .await;
+    let proof = key.proof("POST", &format!("{}/idp/token", demo.base), None);
+    let (res, _) = alice.authorize_with(&[], &[("DPoP", &proof)]).await;
     let status = res.status();
     let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(status, 200, "{body}");

@@ -7,7 +7,7 @@
 use grpc_bank::pb;
 use grpc_bank::pb::bank_client::BankClient;
 use serde_json::Value;
-use stepup_tower::challenge::{BearerChallenge, ErrorCode};
+use stepup_tower::challenge::BearerChallenge;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -93,24 +93,7 @@ impl Run {
             Err(e) => Err(e),
         };
         let outcome = challenge.as_ref().map_err(Clone::clone).and_then(|c| {
-            if c.error != Some(ErrorCode::InsufficientUserAuthentication) {
-                return Err(format!(
-                    "error {:?}, expected insufficient_user_authentication",
-                    c.error
-                ));
-            }
-            if !c.acr_values.iter().any(|a| a == MFA) {
-                return Err(format!("acr_values {:?} lack {MFA}", c.acr_values));
-            }
-            if c.max_age != Some(300) {
-                return Err(format!("max_age {:?}, expected 300", c.max_age));
-            }
-            Ok(format!(
-                "UNAUTHENTICATED, www-authenticate parsed: error={}, acr_values={:?}, max_age={:?}",
-                c.error.as_ref().map_or("", ErrorCode::as_str),
-                c.acr_values,
-                c.max_age
-            ))
+            crate::transfer_step_up(c).map(|parsed| format!("UNAUTHENTICATED, www-authenticate {parsed}"))
         });
         if !self.check(
             "gRPC: Transfer with it: UNAUTHENTICATED with the RFC 9470 challenge",

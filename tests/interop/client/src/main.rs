@@ -592,25 +592,7 @@ impl Run {
             Err(e) => Err(e),
         };
         let outcome = challenge.as_ref().map_err(Clone::clone).and_then(|c| {
-            if c.error != Some(ErrorCode::InsufficientUserAuthentication) {
-                return Err(format!(
-                    "error {:?}, expected insufficient_user_authentication",
-                    c.error
-                ));
-            }
-            if !c.acr_values.iter().any(|a| a == MFA) {
-                return Err(format!("acr_values {:?} lack {MFA}", c.acr_values));
-            }
-            if c.max_age != Some(300) {
-                return Err(format!("max_age {:?}, expected 300", c.max_age));
-            }
-            Ok(format!(
-                "parsed: error={}, acr_values={:?}, max_age={:?}, realm={:?}",
-                c.error.as_ref().map_or("", ErrorCode::as_str),
-                c.acr_values,
-                c.max_age,
-                c.realm.as_deref().unwrap_or("")
-            ))
+            transfer_step_up(c).map(|parsed| format!("{parsed}, realm={:?}", c.realm.as_deref().unwrap_or("")))
         });
         let name = format!("{prefix}password-level token: POST /api/transfers 401 with RFC 9470 challenge");
         if !self.check(&name, outcome) {
@@ -824,4 +806,27 @@ fn same_kids_new_material(old: &[PublicKey], new: &[PublicKey]) -> Res<String> {
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The transfer's RFC 9470 challenge: `insufficient_user_authentication`, the multi-factor acr,
+/// `max_age=300` (over HTTP and over gRPC alike).
+pub(crate) fn transfer_step_up(c: &BearerChallenge) -> Result<String, String> {
+    if c.error != Some(ErrorCode::InsufficientUserAuthentication) {
+        return Err(format!(
+            "error {:?}, expected insufficient_user_authentication",
+            c.error
+        ));
+    }
+    if !c.acr_values.iter().any(|a| a == MFA) {
+        return Err(format!("acr_values {:?} lack {MFA}", c.acr_values));
+    }
+    if c.max_age != Some(300) {
+        return Err(format!("max_age {:?}, expected 300", c.max_age));
+    }
+    Ok(format!(
+        "parsed: error={}, acr_values={:?}, max_age={:?}",
+        c.error.as_ref().map_or("", ErrorCode::as_str),
+        c.acr_values,
+        c.max_age
+    ))
 }
