@@ -354,7 +354,10 @@ fn rt_poll<F: Future<Output = Result<http::Response<Body>, std::convert::Infalli
 /// vs the same axum route without the layer.
 #[cfg(feature = "metrics")]
 fn metrics_overhead(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let a = &algs()[1];
     let keys = KeySet::from_pem(Some(a.kid), a.public_pem).unwrap();
     let token = mint(a, a.kid, &claims(0));
@@ -394,6 +397,31 @@ fn metrics_overhead(c: &mut Criterion) {
     run("cache_hit/layer_prometheus_recorder", &cached, true);
     run("cache_hit/layer_no_recorder", &cached, false);
     run("cache_hit/axum_route_without_the_layer", &bare, false);
+    // The same two routes served over loopback HTTP/1.1 (keep-alive), as a hot route is.
+    let serve = |app: Router| {
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    };
+    let http = reqwest::Client::new();
+    let mut over_http = |name: &str, url: &str| {
+        let bench = || {
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    let res = rt
+                        .block_on(http.get(url).header("authorization", &header).send())
+                        .unwrap();
+                    assert_eq!(res.status(), 200);
+                })
+            });
+        };
+        metrics::with_local_recorder(&recorder, bench);
+    };
+    let cached_url = serve(cached.clone());
+    let bare_url = serve(bare.clone());
+    over_http("cache_hit_over_http/layer_prometheus_recorder", &cached_url);
+    over_http("cache_hit_over_http/axum_route_without_the_layer", &bare_url);
     g.finish();
     // What the recorder saw, so that the run shows it was on.
     let handle = recorder.handle();
