@@ -394,7 +394,10 @@ impl StepUpLayer {
             Ok(()) => {
                 tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement met");
                 #[cfg(feature = "metrics")]
-                if let Some(sub) = &token.context().sub {
+                // The route label is built only while some challenge is open.
+                if let Some(sub) = &token.context().sub
+                    && inner.completions.any_open()
+                {
                     inner
                         .completions
                         .met(&token.context().iss, sub, &self.route(req), layer_id(requirement));

@@ -88,6 +88,11 @@ mod enabled {
             self.open.insert(key(iss, sub, route, layer), Instant::now());
         }
 
+        /// Whether any challenge waits for its completion.
+        pub(crate) fn any_open(&self) -> bool {
+            !self.open.is_empty()
+        }
+
         /// `sub` met `route`'s requirement: a completion if it was challenged there lately.
         pub(crate) fn met(&self, iss: &str, sub: &str, route: &str, layer: usize) {
             if self.open.is_empty() {
