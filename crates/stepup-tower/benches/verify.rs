@@ -7,13 +7,14 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
+    clippy::print_stdout,
     missing_docs
 )]
 
 use std::future::Future;
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -394,34 +395,95 @@ fn metrics_overhead(c: &mut Criterion) {
         .route("/", get(|| async { "ok" }))
         .layer(step_up(keys, true).authenticate());
     let bare: Router = Router::new().route("/", get(|| async { "ok" }));
+    // The floor of any layer added with `Router::layer`: one that does nothing.
+    let identity: Router = bare
+        .clone()
+        .layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r));
     run("cache_hit/layer_prometheus_recorder", &cached, true);
     run("cache_hit/layer_no_recorder", &cached, false);
     run("cache_hit/axum_route_without_the_layer", &bare, false);
-    // The same two routes served over loopback HTTP/1.1 (keep-alive), as a hot route is.
+    run("cache_hit/axum_route_with_an_identity_layer", &identity, false);
+    // The same two routes served over loopback HTTP/1.1 (keep-alive), as a hot route is: one
+    // request to each per iteration, the order flipped every iteration, each bench timing its
+    // own; both therefore run under the same machine load.
     let serve = |app: Router| {
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
         url
     };
+    let urls = [serve(bare.clone()), serve(cached.clone()), serve(identity)];
     let http = reqwest::Client::new();
-    let mut over_http = |name: &str, url: &str| {
-        let bench = || {
-            g.bench_function(name, |b| {
-                b.iter(|| {
-                    let res = rt
-                        .block_on(http.get(url).header("authorization", &header).send())
-                        .unwrap();
-                    assert_eq!(res.status(), 200);
-                })
-            });
-        };
-        metrics::with_local_recorder(&recorder, bench);
+    let send = |url: &str| {
+        let res = rt
+            .block_on(http.get(url).header("authorization", &header).send())
+            .unwrap();
+        assert_eq!(res.status(), 200);
     };
-    let cached_url = serve(cached.clone());
-    let bare_url = serve(bare.clone());
-    over_http("cache_hit_over_http/layer_prometheus_recorder", &cached_url);
-    over_http("cache_hit_over_http/axum_route_without_the_layer", &bare_url);
+    let timed = |own: usize, iters: u64| {
+        let mut spent = Duration::ZERO;
+        for i in 0..iters {
+            let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+            for which in order {
+                let start = Instant::now();
+                send(&urls[which]);
+                if which == own {
+                    spent += start.elapsed();
+                }
+            }
+        }
+        spent
+    };
+    metrics::with_local_recorder(&recorder, || {
+        g.bench_function("hot_route_over_http/axum_route_without_the_layer", |b| {
+            b.iter_custom(|iters| timed(0, iters))
+        });
+        g.bench_function("hot_route_over_http/layer_cache_hit_prometheus_recorder", |b| {
+            b.iter_custom(|iters| timed(1, iters))
+        });
+        // The ratio itself, from paired rounds of the same run: alternating batches, the order
+        // flipped every round; the median of the per-round ratios.
+        // An identity layer on the same route is measured in the same rounds: the part of the
+        // cost that any `Router::layer` adds.
+        let (rounds, batch) = (42u32, 400u32);
+        let mut per = [Vec::new(), Vec::new(), Vec::new()];
+        let (mut ratios, mut floor) = (Vec::new(), Vec::new());
+        let orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1], [2, 0, 1], [1, 0, 2]];
+        for round in 0..rounds {
+            let mut times = [Duration::ZERO; 3];
+            for which in orders[round as usize % orders.len()] {
+                let start = Instant::now();
+                for _ in 0..batch {
+                    send(&urls[which]);
+                }
+                times[which] = start.elapsed() / batch;
+            }
+            for (v, t) in per.iter_mut().zip(times) {
+                v.push(t);
+            }
+            ratios.push(times[1].as_secs_f64() / times[0].as_secs_f64());
+            floor.push(times[2].as_secs_f64() / times[0].as_secs_f64());
+        }
+        for v in &mut per {
+            v.sort();
+        }
+        ratios.sort_by(f64::total_cmp);
+        floor.sort_by(f64::total_cmp);
+        let mid = |v: &[Duration]| v[v.len() / 2];
+        println!(
+            "metrics/hot_route_over_http side by side ({rounds} rounds × {batch} requests, medians, \
+             token {} bytes): bare {:?}/request, layer {:?}/request, identity layer {:?}/request; \
+             layer ÷ bare {:.3} (paired median; per-round {:.3}..{:.3}), identity ÷ bare {:.3}",
+            token.len(),
+            mid(&per[0]),
+            mid(&per[1]),
+            mid(&per[2]),
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+            floor[floor.len() / 2],
+        );
+    });
     g.finish();
     // What the recorder saw, so that the run shows it was on.
     let handle = recorder.handle();

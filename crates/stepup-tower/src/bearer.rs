@@ -97,6 +97,22 @@ pub fn credentials<'h>(
     max_len: usize,
     dpop: bool,
 ) -> Result<Option<(AuthScheme, &'h str)>, BearerError> {
+    match raw_credentials(headers, uri, max_len, dpop)? {
+        Some((scheme, token)) => checked_token(token).map(|t| Some((scheme, t))),
+        None => Ok(None),
+    }
+}
+
+/// [`credentials`] without the token's character check ([`checked_token`]), which is the one
+/// step that reads the whole token: the layer first looks the raw bytes up in its
+/// verified-token cache (a token found there passed this check when it was stored) and runs
+/// the check only on a miss.
+pub(crate) fn raw_credentials<'h>(
+    headers: &'h HeaderMap,
+    uri: &Uri,
+    max_len: usize,
+    dpop: bool,
+) -> Result<Option<(AuthScheme, &'h [u8])>, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = match (values.next(), values.next()) {
         (None, _) => None,
@@ -150,13 +166,16 @@ pub fn credentials<'h>(
     if token.is_empty() {
         return Err(BearerError::Malformed("no token after the scheme"));
     }
+    Ok(Some((scheme, token)))
+}
+
+/// The token's characters are RFC 6750's `b64token`; as text.
+pub(crate) fn checked_token(token: &[u8]) -> Result<&str, BearerError> {
     if !is_b64token(token) {
         return Err(BearerError::Malformed("token has characters outside b64token"));
     }
     // b64token characters are ASCII, so this cannot fail.
-    std::str::from_utf8(token)
-        .map(|t| Some((scheme, t)))
-        .map_err(|_| BearerError::Malformed("not ASCII"))
+    std::str::from_utf8(token).map_err(|_| BearerError::Malformed("not ASCII"))
 }
 
 fn trim_spaces(s: &[u8]) -> &[u8] {

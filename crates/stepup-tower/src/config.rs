@@ -98,7 +98,7 @@ impl StepUp {
     /// Verifies a raw token (without the `Bearer ` prefix) outside of any request, as a
     /// bearer token: a sender-constrained token (`cnf`) is refused, since no proof comes with it.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
-        let verified = match self.verify_now(token) {
+        let verified = match self.verify_now(token, self.now()) {
             Outcome::Done(r) => r,
             Outcome::NeedsKeys { issuer, kid, failed } => self.verify_after_refresh(token, issuer, kid, failed).await,
         }?;
@@ -117,8 +117,12 @@ impl StepUp {
         (self.inner.clock)()
     }
 
-    pub(crate) fn verify_now(&self, token: &str) -> Outcome {
-        self.inner.verifier.verify(token, self.now(), None, true)
+    /// The cache, then (on a miss) every check, at `now`.
+    pub(crate) fn verify_now(&self, token: &str, now: i64) -> Outcome {
+        match self.inner.verifier.cached(token.as_bytes(), now) {
+            Some(hit) => Outcome::Done(Ok(hit)),
+            None => self.inner.verifier.verify(token, now, None, true),
+        }
     }
 
     pub(crate) async fn verify_after_refresh(
@@ -275,9 +279,10 @@ impl StepUpBuilder {
     }
 
     /// Turns on the verified-token cache (off by default): a repeated token skips signature
-    /// verification. At most `max_entries` tokens (by SHA-256) for at most `ttl` each (and never
-    /// past their `exp`); time claims are checked again on every hit, requirements are always
-    /// evaluated, and an entry dies with the key that verified it.
+    /// verification. At most `max_entries` tokens (each entry holds its token string, the key)
+    /// for at most `ttl` each (and never past their `exp`); time claims are checked again on
+    /// every hit, requirements are always evaluated, and an entry dies with the key that
+    /// verified it.
     pub fn token_cache(mut self, max_entries: usize, ttl: Duration) -> Self {
         self.token_cache = (max_entries > 0).then_some((max_entries, ttl));
         self

@@ -97,3 +97,19 @@ pub(crate) fn open(key: &[u8; 32], iv: &[u8; 12], sealed: &[u8]) -> Option<Vec<u
         cipher.decrypt(iv.into(), sealed).ok()
     }
 }
+
+/// SHA-256 of `data`.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(data).into()
+    }
+}

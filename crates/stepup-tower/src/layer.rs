@@ -79,17 +79,12 @@ pub(crate) struct AuthState {
     pub(crate) token: Option<Arc<VerifiedToken>>,
     /// The scheme the token came under.
     pub(crate) scheme: Option<AuthScheme>,
-    /// Counts the request's decision once, when it ends.
-    #[cfg(feature = "metrics")]
-    pub(crate) tally: Arc<crate::observe::Tally>,
 }
 
 impl AuthState {
     fn new(step_up: &StepUp, token: Option<Arc<VerifiedToken>>, scheme: Option<AuthScheme>) -> Self {
         Self {
             step_up: step_up.clone(),
-            #[cfg(feature = "metrics")]
-            tally: step_up.inner.hot.tally(token.is_none()),
             token,
             scheme,
         }
@@ -101,6 +96,13 @@ impl AuthState {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct StepUpLayer {
+    config: Arc<LayerConfig>,
+}
+
+/// A layer's settings, shared by the services it makes: cloning a service (axum does, per
+/// request) costs one reference count.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerConfig {
     step_up: StepUp,
     mode: Mode,
     requirement: Option<Arc<Requirement>>,
@@ -115,10 +117,12 @@ impl StepUpLayer {
             tracing::error!(target: "stepup_tower", error = %e, "requirement values cannot be sent in a challenge; use StepUp::try_require to refuse them");
         }
         Self {
-            step_up,
-            mode,
-            requirement,
-            route_label: None,
+            config: Arc::new(LayerConfig {
+                step_up,
+                mode,
+                requirement,
+                route_label: None,
+            }),
         }
     }
 
@@ -126,7 +130,7 @@ impl StepUpLayer {
     /// `MatchedPath` is not there (outside a router, or a layer around the whole router).
     /// A fixed name, never a raw path.
     pub fn route_label(mut self, label: impl Into<String>) -> Self {
-        self.route_label = Some(Arc::from(label.into()));
+        Arc::make_mut(&mut self.config).route_label = Some(Arc::from(label.into()));
         self
     }
 }
@@ -165,7 +169,7 @@ impl<S> Layer<S> for StepUpLayer {
     fn layer(&self, inner: S) -> Self::Service {
         StepUpService {
             inner,
-            layer: self.clone(),
+            layer: self.config.clone(),
         }
     }
 }
@@ -174,13 +178,16 @@ impl<S> Layer<S> for StepUpLayer {
 #[derive(Clone, Debug)]
 pub struct StepUpService<S> {
     inner: S,
-    layer: StepUpLayer,
+    layer: Arc<LayerConfig>,
 }
 
 impl<S> StepUpService<S> {
     /// Wraps `inner` with a layer.
     pub fn new(inner: S, layer: StepUpLayer) -> Self {
-        Self { inner, layer }
+        Self {
+            inner,
+            layer: layer.config,
+        }
     }
 
     /// The wrapped service.
@@ -199,75 +206,127 @@ impl<S> StepUpService<S> {
     }
 }
 
-#[allow(clippy::large_enum_variant)] // built and matched at once, never stored
+/// What a layer does with a request. Small: the rare cases are boxed, so that the common one
+/// (pass) moves two words.
 enum Decision {
-    Pass,
-    Refuse(Refusal),
-    NeedsKeys {
-        token: String,
-        issuer: usize,
-        kid: Option<String>,
-        failed: Option<Arc<Key>>,
-        scheme: AuthScheme,
-        proof: Option<VerifiedProof>,
-    },
+    /// To the inner service; the first layer of a `StepUp` owes the decision count.
+    Pass(crate::observe::Owed),
+    Refuse(Box<Refusal>),
+    NeedsKeys(Box<NeedsKeys>),
     /// A DPoP request whose proof and token passed: spend the proof, then check the
     /// requirement.
-    Spend {
-        token: Arc<VerifiedToken>,
-        proof: VerifiedProof,
-    },
+    Spend(Box<(Arc<VerifiedToken>, VerifiedProof)>),
 }
 
-impl StepUpLayer {
+/// A token whose key is not in the issuer's current set: the request waits for a refresh.
+struct NeedsKeys {
+    token: String,
+    issuer: usize,
+    kid: Option<String>,
+    failed: Option<Arc<Key>>,
+    scheme: AuthScheme,
+    proof: Option<VerifiedProof>,
+}
+
+impl LayerConfig {
     fn decide<B>(&self, req: &mut Request<B>) -> Decision {
-        let inner = &self.step_up.inner;
+        let now = self.step_up.now();
         if let Some(state) = req.extensions().get::<AuthState>()
-            && state.step_up.inner.id == inner.id
+            && state.step_up.inner.id == self.step_up.inner.id
         {
+            // A later layer of the same `StepUp`: the token is verified, the first layer counts.
             let (token, scheme) = (state.token.clone(), state.scheme);
-            return self.after_verify(req, token, scheme);
+            return self.after_verify(req, token, scheme, now);
         }
+        match self.first(req, now) {
+            // This layer made the request's state: it counts the decision when the response
+            // comes back.
+            Decision::Pass(owed) if owed.is_none() => Decision::Pass(self.owed(false)),
+            other => other,
+        }
+    }
+
+    #[cfg(feature = "metrics")]
+    fn owed(&self, anonymous: bool) -> crate::observe::Owed {
+        self.step_up.inner.hot.owed(anonymous, self.step_up.inner.id)
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn owed(&self, _anonymous: bool) -> crate::observe::Owed {
+        crate::observe::Owed::none()
+    }
+
+    /// The first layer of this `StepUp` the request meets: find, verify and bind the token.
+    fn first<B>(&self, req: &mut Request<B>, now: i64) -> Decision {
+        let inner = &self.step_up.inner;
         let dpop = inner.dpop.is_some();
-        let (scheme, token) = match bearer::credentials(req.headers(), req.uri(), inner.verifier.max_token_len, dpop) {
+        let (scheme, raw) = match bearer::raw_credentials(req.headers(), req.uri(), inner.verifier.max_token_len, dpop)
+        {
             Ok(Some(c)) => c,
             Ok(None) => {
                 if self.mode == Mode::Optional && self.requirement.is_none() {
                     req.extensions_mut().insert(AuthState::new(&self.step_up, None, None));
-                    return Decision::Pass;
+                    return Decision::Pass(self.owed(true));
                 }
-                return self.refuse(self.answers().missing_token(), None);
+                return self.refuse_with(|a| a.missing_token(), None);
             }
-            Err(e) => return self.refuse(self.answers().invalid_request(e), None),
+            Err(e) => return self.refuse_with(|a| a.invalid_request(e), None),
+        };
+        // A bearer token the cache holds passed every check, its syntax included, when it was
+        // stored: the hot path reads it once, to hash and compare it.
+        if scheme == AuthScheme::Bearer
+            && let Some(hit) = inner.verifier.cached(raw, now)
+        {
+            return self.finish(req, Ok(hit), scheme, None, now);
+        }
+        // Owned, so that the request stays free to take the verified token (a copy of at most
+        // the header bound, on the path that checks a signature).
+        let raw = Bytes::copy_from_slice(raw);
+        self.verify(req, scheme, &raw, now)
+    }
+
+    /// A token the cache does not hold (or a DPoP request): its syntax, the proof, then every
+    /// check. Out of line: a signature check dwarfs the call, and the cache-hit path stays small.
+    #[inline(never)]
+    fn verify<B>(&self, req: &mut Request<B>, scheme: AuthScheme, raw: &[u8], now: i64) -> Decision {
+        let inner = &self.step_up.inner;
+        let token = match bearer::checked_token(raw) {
+            Ok(t) => t,
+            Err(e) => return self.refuse_with(|a| a.invalid_request(e), None),
         };
         let proof = match scheme {
-            AuthScheme::DPoP => match self.check_proof(req, token) {
+            AuthScheme::DPoP => match self.check_proof(req, token, now) {
                 Ok(p) => Some(p),
                 Err(refusal) => return self.refuse(*refusal, Some(scheme)),
             },
             _ => None,
         };
+        if proof.is_some()
+            && let Some(hit) = inner.verifier.cached(raw, now)
+        {
+            return self.finish(req, Ok(hit), scheme, proof, now);
+        }
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
-        match self.step_up.verify_now(token) {
+        match inner.verifier.verify(token, now, None, true) {
             Outcome::Done(result) => {
                 #[cfg(feature = "metrics")]
-                self.step_up.inner.hot.verify_time(started);
-                self.finish(req, result, scheme, proof)
+                inner.hot.verify_time(started);
+                self.finish(req, result, scheme, proof, now)
             }
-            Outcome::NeedsKeys { issuer, kid, failed } => Decision::NeedsKeys {
+            Outcome::NeedsKeys { issuer, kid, failed } => Decision::NeedsKeys(Box::new(NeedsKeys {
                 token: token.to_string(),
                 issuer,
                 kid,
                 failed,
                 scheme,
                 proof,
-            },
+            })),
         }
     }
 
     /// The proof's own checks and the server nonce (RFC 9449 §4.3, §9).
-    fn check_proof<B>(&self, req: &Request<B>, token: &str) -> Result<VerifiedProof, Box<Refusal>> {
+    fn check_proof<B>(&self, req: &Request<B>, token: &str, now: i64) -> Result<VerifiedProof, Box<Refusal>> {
         let answers = self.answers();
         let Some(dpop) = &self.step_up.inner.dpop else {
             return Err(Box::new(answers.missing_token()));
@@ -290,7 +349,6 @@ impl StepUpLayer {
             authority,
             path: req.uri().path(),
         };
-        let now = self.step_up.now();
         let verified = dpop
             .proofs
             .verify(proof, req.method().as_str(), &url, token, now)
@@ -309,18 +367,19 @@ impl StepUpLayer {
         result: Result<Arc<VerifiedToken>, VerifyError>,
         scheme: AuthScheme,
         proof: Option<VerifiedProof>,
+        now: i64,
     ) -> Decision {
         let token = match result.and_then(|t| self.bind(&t, scheme, proof.as_ref()).map(|()| t)) {
             Ok(token) => token,
-            Err(e) => return self.refuse(self.answers().invalid_token(e), Some(scheme)),
+            Err(e) => return self.refuse_with(|a| a.invalid_token(e), Some(scheme)),
         };
         req.extensions_mut()
             .insert(AuthState::new(&self.step_up, Some(token.clone()), Some(scheme)));
         // For services that are not axum handlers (tonic: `request.extensions().get::<Token>()`).
         req.extensions_mut().insert(crate::extract::Token(token.clone()));
         match proof {
-            Some(proof) => Decision::Spend { token, proof },
-            None => self.after_verify(req, Some(token), Some(scheme)),
+            Some(proof) => Decision::Spend(Box::new((token, proof))),
+            None => self.after_verify(req, Some(token), Some(scheme), now),
         }
     }
 
@@ -377,36 +436,37 @@ impl StepUpLayer {
         req: &Request<B>,
         token: Option<Arc<VerifiedToken>>,
         scheme: Option<AuthScheme>,
+        now: i64,
     ) -> Decision {
         let Some(token) = token else {
             // Reached through an optional layer without a token.
             if self.mode == Mode::Optional && self.requirement.is_none() {
-                return Decision::Pass;
+                return Decision::Pass(crate::observe::Owed::none());
             }
-            return self.refuse(self.answers().missing_token(), None);
+            return self.refuse_with(|a| a.missing_token(), None);
         };
         let Some(requirement) = &self.requirement else {
-            tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "token accepted");
-            return Decision::Pass;
+            log_decision(&token, req, "token accepted");
+            return Decision::Pass(crate::observe::Owed::none());
         };
         let inner = &self.step_up.inner;
-        match requirement.check(&token, inner.ladder.as_ref(), self.step_up.now(), inner.verifier.leeway) {
+        match requirement.check(&token, inner.ladder.as_ref(), now, inner.verifier.leeway) {
             Ok(()) => {
-                tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement met");
+                log_decision(&token, req, "requirement met");
                 #[cfg(feature = "metrics")]
                 // The route label is built only while some challenge is open.
                 if let Some(sub) = &token.context().sub
-                    && inner.completions.any_open()
+                    && inner.completions.any_open(now)
                 {
                     inner
                         .completions
                         .met(&token.context().iss, sub, &self.route(req), layer_id(requirement));
                 }
-                Decision::Pass
+                Decision::Pass(crate::observe::Owed::none())
             }
             Err(demand) => {
-                tracing::debug!(target: "stepup_tower", sub = ?token.context().sub, acr = ?token.context().acr, path = %req.uri().path(), "requirement not met");
-                self.refuse(self.answers().unmet(demand), scheme)
+                log_decision(&token, req, "requirement not met");
+                self.refuse_with(|a| a.unmet(demand), scheme)
             }
         }
     }
@@ -415,8 +475,18 @@ impl StepUpLayer {
         &self.step_up.inner.answers
     }
 
+    #[cold]
+    #[inline(never)]
     fn refuse(&self, refusal: Refusal, scheme: Option<AuthScheme>) -> Decision {
-        Decision::Refuse(self.refusal(refusal, scheme))
+        Decision::Refuse(Box::new(self.refusal(refusal, scheme)))
+    }
+
+    /// Refusals are the cold path: built out of line, so that the code a passing request runs
+    /// stays small.
+    #[cold]
+    #[inline(never)]
+    fn refuse_with(&self, refusal: impl FnOnce(&Answers) -> Refusal, scheme: Option<AuthScheme>) -> Decision {
+        self.refuse(refusal(self.answers()), scheme)
     }
 
     /// The final form of a refusal: the request's scheme, a fresh nonce when nonces are on.
@@ -443,7 +513,12 @@ impl StepUpLayer {
         self.observe_refusal(&refusal, req);
         let answers = self.answers();
         answers.for_request(&mut refusal, req);
-        answers.respond(&refusal).map(B::from)
+        #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+        let mut res = answers.respond(&refusal).map(B::from);
+        #[cfg(feature = "metrics")]
+        res.extensions_mut()
+            .insert(crate::observe::Refused(self.step_up.inner.id));
+        res
     }
 
     /// The `route` label: axum's `MatchedPath`, else this layer's label.
@@ -464,9 +539,6 @@ impl StepUpLayer {
             .extensions()
             .get::<AuthState>()
             .filter(|s| s.step_up.inner.id == self.step_up.inner.id);
-        if let Some(state) = state {
-            state.tally.refused();
-        }
         if let crate::response::RefusalKind::StepUp(_) = refusal.kind() {
             let route = self.route(req);
             let acr = refusal.challenge().acr_values.join(" ");
@@ -474,10 +546,13 @@ impl StepUpLayer {
                 && let Some(sub) = &token.context().sub
                 && let Some(requirement) = &self.requirement
             {
-                self.step_up
-                    .inner
-                    .completions
-                    .challenged(&token.context().iss, sub, &route, layer_id(requirement));
+                self.step_up.inner.completions.challenged(
+                    &token.context().iss,
+                    sub,
+                    &route,
+                    layer_id(requirement),
+                    self.step_up.now(),
+                );
             }
             crate::observe::challenge(route, if acr.is_empty() { "none".into() } else { acr });
         }
@@ -485,7 +560,7 @@ impl StepUpLayer {
 
     /// What follows a decision that needs to wait (keys, the replay store), to the end.
     async fn complete<S, ReqBody, ResBody>(
-        self,
+        self: Arc<Self>,
         mut req: Request<ReqBody>,
         mut inner: S,
         decision: Decision,
@@ -495,35 +570,44 @@ impl StepUpLayer {
         ResBody: From<Bytes>,
     {
         let decision = match decision {
-            Decision::NeedsKeys {
-                token,
-                issuer,
-                kid,
-                failed,
-                scheme,
-                proof,
-            } => {
+            Decision::NeedsKeys(keys) => {
+                let NeedsKeys {
+                    token,
+                    issuer,
+                    kid,
+                    failed,
+                    scheme,
+                    proof,
+                } = *keys;
                 #[cfg(feature = "metrics")]
                 let started = std::time::Instant::now();
                 let result = self.step_up.verify_after_refresh(&token, issuer, kid, failed).await;
                 #[cfg(feature = "metrics")]
                 self.step_up.inner.hot.verify_time(started);
-                self.finish(&mut req, result, scheme, proof)
+                self.finish(&mut req, result, scheme, proof, self.step_up.now())
             }
             other => other,
         };
         let decision = match decision {
-            Decision::Spend { token, proof } => match self.spend(&proof).await {
-                Ok(()) => self.after_verify(&req, Some(token), Some(AuthScheme::DPoP)),
-                Err(refusal) => Decision::Refuse(self.refusal(*refusal, Some(AuthScheme::DPoP))),
-            },
+            Decision::Spend(spend) => {
+                let (token, proof) = *spend;
+                match self.spend(&proof).await {
+                    Ok(()) => self.after_verify(&req, Some(token), Some(AuthScheme::DPoP), self.step_up.now()),
+                    Err(refusal) => Decision::Refuse(Box::new(self.refusal(*refusal, Some(AuthScheme::DPoP)))),
+                }
+            }
             other => other,
         };
         match decision {
-            Decision::Pass => inner.call(req).await,
-            Decision::Refuse(refusal) => Ok(self.response(refusal, &req)),
+            // Only the first layer of a `StepUp` waits for keys or spends proofs: it counts.
+            Decision::Pass(_) => {
+                let mut out = inner.call(req).await;
+                self.owed(false).settle(&mut out);
+                out
+            }
+            Decision::Refuse(refusal) => Ok(self.response(*refusal, &req)),
             // Keys are asked for once and proofs spent once: neither comes back here.
-            Decision::NeedsKeys { .. } | Decision::Spend { .. } => {
+            Decision::NeedsKeys(_) | Decision::Spend(_) => {
                 let refusal = self.answers().invalid_token(VerifyError::KeyNotFound { kid: None });
                 Ok(self.response(refusal, &req))
             }
@@ -531,12 +615,28 @@ impl StepUpLayer {
     }
 }
 
+/// A decision on a verified token, at `debug` (never the token itself). Only the level check
+/// is inline.
+#[inline]
+fn log_decision<B>(token: &VerifiedToken, req: &Request<B>, what: &'static str) {
+    if tracing::enabled!(target: "stepup_tower", tracing::Level::DEBUG) {
+        log_decision_cold(token, req.uri().path(), what);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn log_decision_cold(token: &VerifiedToken, path: &str, what: &'static str) {
+    let ctx = token.context();
+    tracing::debug!(target: "stepup_tower", sub = ?ctx.sub, acr = ?ctx.acr, path, "{what}");
+}
+
 type BoxedResponse<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E> {
-        Inner { #[pin] fut: F },
+        Inner { #[pin] fut: F, owed: crate::observe::Owed },
         Refused { res: Option<Response<B>> },
         Refreshing { fut: BoxedResponse<B, E> },
     }
@@ -558,7 +658,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { fut } => fut.poll(cx),
+            KindProj::Inner { fut, owed } => {
+                let mut out = std::task::ready!(fut.poll(cx));
+                owed.settle(&mut out);
+                Poll::Ready(out)
+            }
             KindProj::Refused { res } => match res.take() {
                 Some(r) => Poll::Ready(Ok(r)),
                 // Polled after completion: stay pending rather than panic.
@@ -587,13 +691,14 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let kind = match self.layer.decide(&mut req) {
-            Decision::Pass => Kind::Inner {
+            Decision::Pass(owed) => Kind::Inner {
                 fut: self.inner.call(req),
+                owed,
             },
             Decision::Refuse(refusal) => Kind::Refused {
-                res: Some(self.layer.response(refusal, &req)),
+                res: Some(self.layer.response(*refusal, &req)),
             },
-            decision @ (Decision::NeedsKeys { .. } | Decision::Spend { .. }) => {
+            decision @ (Decision::NeedsKeys(_) | Decision::Spend(_)) => {
                 // The service that was made ready goes into the future (tower's clone-and-swap).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);

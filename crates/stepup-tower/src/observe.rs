@@ -11,7 +11,7 @@
 //! | `stepup_challenges_total` | counter | `route`, `acr` | step-up challenges (`insufficient_user_authentication`) per route and acr values asked |
 //! | `stepup_completions_total` | counter | `route` | requests that met a route's requirement after the same subject was challenged on that route within 10 minutes |
 //! | `stepup_completion_seconds` | histogram | `route` | time from that challenge to the completion |
-//! | `stepup_verify_seconds` | histogram | — | time to verify a token (signature and claims, or a cache hit) |
+//! | `stepup_verify_seconds` | histogram | — | time to verify a token (signature and claims) that the token cache did not hold; hits are counted by `stepup_token_cache_hits_total` |
 //! | `stepup_token_cache_hits_total`, `stepup_token_cache_misses_total` | counter | — | the verified-token cache |
 //! | `stepup_key_fetches_total` | counter | `issuer`, `result` (`ok`, `error`) | JWKS fetches of a remote key set |
 //! | `stepup_key_fetch_failures_total` | counter | `issuer`, `reason` (`transport`, `status`, `too_large`, `not_a_jwk_set`, `redirect`, …) | why fetches failed |
@@ -42,7 +42,7 @@ pub(crate) fn labels(kind: &RefusalKind) -> (&'static str, &'static str) {
 #[cfg(feature = "metrics")]
 mod enabled {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicI64, Ordering};
     use std::time::{Duration, Instant};
 
     use quick_cache::sync::Cache;
@@ -57,12 +57,16 @@ mod enabled {
     /// Open challenges by SHA-256(issuer ‖ subject ‖ route ‖ the challenging layer).
     pub(crate) struct Completions {
         open: Cache<[u8; 32], Instant>,
+        /// When (the layer's clock, seconds) the last challenge was remembered: while none is
+        /// younger than the window, a met requirement has nothing to look up.
+        last: AtomicI64,
     }
 
     impl Default for Completions {
         fn default() -> Self {
             Self {
                 open: Cache::new(COMPLETION_ENTRIES),
+                last: AtomicI64::new(i64::MIN),
             }
         }
     }
@@ -79,18 +83,21 @@ mod enabled {
         }
         input.push(0);
         input.extend_from_slice(&layer.to_be_bytes());
-        crate::verify::cache::sha256(&input)
+        crate::crypto::sha256(&input)
     }
 
     impl Completions {
-        /// A step-up challenge was sent to `sub` on `route`.
-        pub(crate) fn challenged(&self, iss: &str, sub: &str, route: &str, layer: usize) {
+        /// A step-up challenge was sent to `sub` on `route` at `now`.
+        pub(crate) fn challenged(&self, iss: &str, sub: &str, route: &str, layer: usize, now: i64) {
+            self.last.fetch_max(now, Ordering::Relaxed);
             self.open.insert(key(iss, sub, route, layer), Instant::now());
         }
 
-        /// Whether any challenge waits for its completion.
-        pub(crate) fn any_open(&self) -> bool {
-            !self.open.is_empty()
+        /// Whether a challenge may still wait for its completion at `now`: one atomic load,
+        /// so that a hot route with no step-up going on pays nothing more.
+        pub(crate) fn any_open(&self, now: i64) -> bool {
+            let window = i64::try_from(COMPLETION_WINDOW.as_secs()).unwrap_or(i64::MAX);
+            now <= self.last.load(Ordering::Relaxed).saturating_add(window)
         }
 
         /// `sub` met `route`'s requirement: a completion if it was challenged there lately.
@@ -148,36 +155,51 @@ mod enabled {
             }
         }
 
-        /// A tally for one request.
-        pub(crate) fn tally(&self, anonymous: bool) -> Arc<Tally> {
+        /// What the layer that let a request through owes the decision count.
+        pub(crate) fn owed(&self, anonymous: bool, step_up: u64) -> Owed {
             let h = self.get();
-            Arc::new(Tally {
-                refused: AtomicBool::new(false),
-                accepted: if anonymous { h.anonymous.clone() } else { h.ok.clone() },
-            })
+            Owed(Some((
+                if anonymous { h.anonymous.clone() } else { h.ok.clone() },
+                step_up,
+            )))
         }
     }
 
-    /// One request's decision, counted once when the request ends (the last clone of this is
-    /// dropped), unless a later layer refused it (counted then).
-    pub(crate) struct Tally {
-        refused: AtomicBool,
-        accepted: metrics::Counter,
-    }
+    /// A request that the first layer of a [`StepUp`](crate::StepUp) let through is counted
+    /// "accepted" once, when its response comes back, unless a later layer of the same
+    /// `StepUp` refused it (that layer counted the refusal and marked its response with
+    /// [`Refused`]). Nothing is allocated per request.
+    pub(crate) struct Owed(Option<(metrics::Counter, u64)>);
 
-    impl Tally {
-        pub(crate) fn refused(&self) {
-            self.refused.store(true, Ordering::Relaxed);
+    impl Owed {
+        /// Owes nothing (a later layer: the first one counts).
+        pub(crate) fn none() -> Self {
+            Self(None)
         }
-    }
 
-    impl Drop for Tally {
-        fn drop(&mut self) {
-            if !self.refused.load(Ordering::Relaxed) {
-                self.accepted.increment(1);
+        pub(crate) fn is_none(&self) -> bool {
+            self.0.is_none()
+        }
+
+        /// The response (or the inner service's error) came back: count it, once.
+        pub(crate) fn settle<B, E>(&mut self, out: &mut Result<http::Response<B>, E>) {
+            let Some((accepted, step_up)) = self.0.take() else {
+                return;
+            };
+            if let Ok(res) = out
+                && res.extensions().get::<Refused>().is_some_and(|r| r.0 == step_up)
+            {
+                res.extensions_mut().remove::<Refused>();
+                return;
             }
+            accepted.increment(1);
         }
     }
+
+    /// Marks the response of a refusal (counted where it was made) with the `StepUp` it came
+    /// from.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Refused(pub(crate) u64);
 
     /// A refusal, counted at once.
     pub(crate) fn refusal(refusal: &Refusal) {
@@ -215,3 +237,21 @@ mod enabled {
 
 #[cfg(feature = "metrics")]
 pub(crate) use enabled::*;
+
+/// Without the `metrics` feature: nothing is owed.
+#[cfg(not(feature = "metrics"))]
+pub(crate) struct Owed;
+
+#[cfg(not(feature = "metrics"))]
+impl Owed {
+    pub(crate) fn none() -> Self {
+        Self
+    }
+
+    pub(crate) fn is_none(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    pub(crate) fn settle<B, E>(&mut self, _: &mut Result<http::Response<B>, E>) {}
+}

@@ -168,7 +168,7 @@ pub fn jwk_thumbprint(jwk: &Value) -> Option<String> {
         canonical.push_str(&serde_json::to_string(member(name)?).ok()?);
     }
     canonical.push('}');
-    Some(URL_SAFE_NO_PAD.encode(crate::verify::cache::sha256(canonical.as_bytes())))
+    Some(URL_SAFE_NO_PAD.encode(crate::crypto::sha256(canonical.as_bytes())))
 }
 
 /// Private members of RSA, EC, OKP and `oct` JWKs (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037).
@@ -371,7 +371,7 @@ impl ProofVerifier {
             return Err(DpopError::IatOutsideWindow { iat, now });
         }
         let ath = string(&claims, "ath")?;
-        let expected = URL_SAFE_NO_PAD.encode(crate::verify::cache::sha256(access_token.as_bytes()));
+        let expected = URL_SAFE_NO_PAD.encode(crate::crypto::sha256(access_token.as_bytes()));
         if ath != expected {
             return Err(DpopError::AthMismatch);
         }

@@ -31,7 +31,7 @@ impl ReplayKey {
         // The thumbprint is base64url, so a NUL cannot occur in it: the pair is unambiguous.
         input.push(0);
         input.extend_from_slice(jti.as_bytes());
-        Self(crate::verify::cache::sha256(&input))
+        Self(crate::crypto::sha256(&input))
     }
 
     /// The 32 bytes.

@@ -1,16 +1,24 @@
 //! The verified-token cache: a repeated token skips signature verification.
 //!
 //! Off by default ([`StepUpBuilder::token_cache`](crate::StepUpBuilder::token_cache) turns it on).
-//! Keyed by the SHA-256 of the whole token; only tokens that passed every check are stored. On
+//! Keyed by the whole token: a lookup hashes it with a randomly seeded fast hash (foldhash,
+//! per cache) and then compares it in full with the stored token, without an early exit. (A
+//! SHA-256 of the token as key costs more than the rest of a cache hit together; a digest of
+//! part of it, say the signature, would hand the cached claims to anyone who pairs a seen
+//! signature with other claims.) Only tokens that passed every check are stored. On
 //! every hit, `exp` and `nbf` are checked again against the current time, the entry's own TTL is
 //! checked, and the key that verified the token must still be in the issuer's current key set
 //! (same `kid`, same key material): removing or replacing a key invalidates what it verified.
 //! Requirements are evaluated on every request by the layer, never cached. The number of entries
-//! is bounded (S3-FIFO eviction), so memory stays flat under a flood of distinct tokens.
+//! is bounded (S3-FIFO eviction), so memory stays flat under a flood of distinct tokens; each
+//! entry holds the token itself besides its claims (the process holds every token it serves
+//! anyway; a memory dump of a cache of 10,000 entries reveals at most those tokens, each until
+//! its `exp`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
 
 use super::VerifiedToken;
@@ -20,32 +28,35 @@ pub(crate) struct Entry {
     pub(crate) token: Arc<VerifiedToken>,
     pub(crate) issuer: usize,
     pub(crate) key: Arc<Key>,
+    /// The set `key` was found in: while it is still the current one, so is the key.
+    pub(crate) set: Arc<KeySet>,
     pub(crate) nbf: Option<i64>,
     pub(crate) stored_at: i64,
 }
 
+/// A stored token (the key of an entry).
+#[derive(PartialEq, Eq, Hash)]
+struct Stored(Box<[u8]>);
+
+/// A presented token, looked up by its bytes. Hashes as [`Stored`] does (both hash a `[u8]`).
+#[derive(Hash)]
+struct Presented<'a>(&'a [u8]);
+
+impl Equivalent<Stored> for Presented<'_> {
+    /// Equal lengths and equal bytes, compared without an early exit: how much of a stored
+    /// token a presented one matches does not show in the time taken.
+    fn equivalent(&self, stored: &Stored) -> bool {
+        self.0.len() == stored.0.len() && self.0.iter().zip(stored.0.iter()).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    }
+}
+
 pub(crate) struct TokenCache {
-    entries: Cache<[u8; 32], Arc<Entry>>,
+    entries: Cache<Stored, Arc<Entry>>,
     ttl: i64,
     hits: AtomicU64,
     misses: AtomicU64,
     #[cfg(feature = "metrics")]
     hot: crate::observe::Hot,
-}
-
-pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
-    #[cfg(feature = "aws-lc-rs")]
-    {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        out
-    }
-    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-    {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(data).into()
-    }
 }
 
 impl TokenCache {
@@ -60,15 +71,15 @@ impl TokenCache {
         }
     }
 
-    /// A still-valid entry for this token digest.
+    /// A still-valid entry for this token.
     pub(crate) fn get(
         &self,
-        digest: &[u8; 32],
+        token: &[u8],
         now: i64,
         leeway: i64,
         keys: impl Fn(usize) -> Option<Arc<KeySet>>,
     ) -> Option<Arc<VerifiedToken>> {
-        let Some(entry) = self.entries.get(digest) else {
+        let Some(entry) = self.entries.get(&Presented(token)) else {
             self.misses.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "metrics")]
             self.hot.token_cache(false);
@@ -80,8 +91,10 @@ impl TokenCache {
             && now < entry.stored_at.saturating_add(self.ttl);
         let key_still_there = fresh
             && keys(entry.issuer).is_some_and(|set| {
-                set.find_shared(entry.token.kid(), entry.token.algorithm())
-                    .is_ok_and(|k| Arc::ptr_eq(k, &entry.key) || k.same_material(&entry.key))
+                Arc::ptr_eq(&set, &entry.set)
+                    || set
+                        .find_shared(entry.token.kid(), entry.token.algorithm())
+                        .is_ok_and(|k| Arc::ptr_eq(k, &entry.key) || k.same_material(&entry.key))
             });
         if key_still_there {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -92,13 +105,13 @@ impl TokenCache {
             self.misses.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "metrics")]
             self.hot.token_cache(false);
-            self.entries.remove(digest);
+            self.entries.remove(&Presented(token));
             None
         }
     }
 
-    pub(crate) fn insert(&self, digest: [u8; 32], entry: Entry) {
-        self.entries.insert(digest, Arc::new(entry));
+    pub(crate) fn insert(&self, token: &[u8], entry: Entry) {
+        self.entries.insert(Stored(token.into()), Arc::new(entry));
     }
 
     pub(crate) fn metrics(&self) -> TokenCacheMetrics {

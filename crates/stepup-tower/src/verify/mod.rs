@@ -642,32 +642,37 @@ pub(crate) fn verify_jws(token: &str, keys: &KeySet, algorithms: &[Algorithm]) -
 }
 
 impl Verifier {
-    /// Runs every check; `keys` overrides the issuer's current set (after a refresh).
+    /// A token found in the verified-token cache, still fresh and still under its key; `None`
+    /// on a miss or when the cache is off. `token` is the raw credential, unchecked: only a
+    /// token that passed every check is ever stored, and a compact JWS that verifies is made of
+    /// base64url segments and dots, so it also passed RFC 6750's `b64token` check.
+    pub(crate) fn cached(&self, token: &[u8], now: i64) -> Option<Arc<VerifiedToken>> {
+        let cache = self.cache.as_ref()?;
+        let current = |i: usize| self.issuers.get(i).and_then(|r| r.keys.current().ok());
+        cache.get(token, now, self.leeway, current)
+    }
+
+    /// Runs every check (after a [`Verifier::cached`] miss) and stores a token that passes;
+    /// `keys` overrides the issuer's current set (after a refresh).
     pub(crate) fn verify(&self, token: &str, now: i64, keys: Option<Arc<KeySet>>, may_refresh: bool) -> Outcome {
-        let digest = self.cache.as_ref().map(|_| cache::sha256(token.as_bytes()));
-        if let (Some(cache), Some(digest)) = (&self.cache, &digest) {
-            let current = |i: usize| self.issuers.get(i).and_then(|r| r.keys.current().ok());
-            if let Some(hit) = cache.get(digest, now, self.leeway, current) {
-                return Outcome::Done(Ok(hit));
-            }
-        }
         Outcome::Done(match self.verify_inner(token, now, keys, may_refresh) {
-            Ok((token, issuer, key)) => {
-                let token = Arc::new(token);
-                if let (Some(cache), Some(digest)) = (&self.cache, digest) {
-                    let nbf = claims::numeric_date(token.claims(), "nbf").ok().flatten();
+            Ok((token_, issuer, key, set)) => {
+                let verified = Arc::new(token_);
+                if let Some(cache) = &self.cache {
+                    let nbf = claims::numeric_date(verified.claims(), "nbf").ok().flatten();
                     cache.insert(
-                        digest,
+                        token.as_bytes(),
                         cache::Entry {
-                            token: token.clone(),
+                            token: verified.clone(),
                             issuer,
                             key,
+                            set,
                             nbf,
                             stored_at: now,
                         },
                     );
                 }
-                Ok(token)
+                Ok(verified)
             }
             Err(Step::Refused(e)) => Err(e),
             Err(Step::NeedsKeys { issuer, kid, failed }) => return Outcome::NeedsKeys { issuer, kid, failed },
@@ -684,7 +689,7 @@ impl Verifier {
         now: i64,
         keys: Option<Arc<KeySet>>,
         may_refresh: bool,
-    ) -> Result<(VerifiedToken, usize, Arc<Key>), Step> {
+    ) -> Result<(VerifiedToken, usize, Arc<Key>, Arc<KeySet>), Step> {
         let jws = parse_jws(token, self.max_token_len, self.max_header_len)?;
         // Step 4: the payload.
         let payload = URL_SAFE_NO_PAD
@@ -753,7 +758,7 @@ impl Verifier {
             kid: jws.kid().map(str::to_string),
             claims: Arc::new(claims),
         };
-        Ok((token, index, key))
+        Ok((token, index, key, set))
     }
 
     /// `alg` allow-list and `typ`. Returns whether `typ` was RFC 9068's own `at+jwt` (rather

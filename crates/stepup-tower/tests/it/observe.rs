@@ -100,6 +100,56 @@ fn each_refusal_reason_is_counted_once_per_request() {
     );
 }
 
+/// With the token cache: a hit is counted once, as a hit and as one accepted decision, and
+/// is not a verification; a token the cache never held is still checked for its syntax; a
+/// step-up refusal on a hit is counted once (refused), never also as accepted; a request
+/// through an optional layer without a token is one anonymous acceptance.
+#[test]
+fn cache_hits_and_anonymous_requests_are_counted_once() {
+    let all = recorded(|| async move {
+        let auth = StepUp::builder()
+            .issuer(Issuer::access_tokens(ISS).audience(AUD).static_keys(issuer_keys()))
+            .realm("bank")
+            .token_cache(100, Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let app = app(&auth);
+        let pwd = mint(&pwd_claims());
+        for _ in 0..3 {
+            assert_eq!(call(&app, "/balance", &pwd).await.status, 200);
+        }
+        // Cached, but not enough for /transfer: refused on the hit.
+        call(&app, "/transfer", &pwd)
+            .await
+            .assert_refused(401, Some("insufficient_user_authentication"));
+        // A cached token with a character outside b64token appended is another token.
+        let bad = format!("Bearer {pwd}!");
+        send(&app, get_with("/balance", Some(&bad)))
+            .await
+            .assert_refused(400, Some("invalid_request"));
+        let optional: axum::Router = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "hi" }))
+            .layer(auth.optional());
+        assert_eq!(send(&optional, get_with("/", None)).await.status, 200);
+    });
+    assert_eq!(counter(&all, "stepup_token_cache_hits_total", &[]), 3);
+    assert_eq!(decisions(&all, "accepted", "ok"), 3);
+    assert_eq!(decisions(&all, "refused", "step_up"), 1);
+    assert_eq!(decisions(&all, "refused", "invalid_request"), 1);
+    assert_eq!(decisions(&all, "accepted", "anonymous"), 1);
+    assert_eq!(
+        counter(&all, "stepup_decisions_total", &[]),
+        6,
+        "one decision per request"
+    );
+    let verify = all.iter().find(|(n, _, _)| n == "stepup_verify_seconds").unwrap();
+    assert!(
+        matches!(&verify.2, DebugValue::Histogram(v) if v.len() == 1),
+        "only the first request verifies: {:?}",
+        verify.2
+    );
+}
+
 #[test]
 fn a_challenge_then_a_successful_step_up_is_one_completion() {
     let all = recorded(|| async move {

@@ -90,15 +90,17 @@ impl<S: Source> Cache<S> {
     /// The keys requests verify with: never waits.
     pub(super) fn current(&self) -> Result<Arc<KeySet>, KeyError> {
         let snapshot = self.snapshot.load();
+        // One clock read per call (this runs on every request, token-cache hits included).
+        let age = snapshot.as_ref().map(|s| s.fetched.elapsed());
         #[cfg(feature = "metrics")]
-        if let Some(s) = snapshot.as_ref() {
+        if let Some(age) = age {
             self.age
                 .get_or_init(|| crate::observe::key_set_age_gauge(&self.label))
-                .set(s.fetched.elapsed().as_secs_f64());
+                .set(age.as_secs_f64());
         }
         match snapshot.as_ref() {
             Some(s) if s.keys.is_empty() => Err(KeyError::Unavailable("the issuer's JWK Set has no usable key".into())),
-            Some(s) if s.fetched.elapsed() <= s.ttl.saturating_add(self.settings.max_stale) => Ok(s.keys.clone()),
+            Some(s) if age.is_some_and(|a| a <= s.ttl.saturating_add(self.settings.max_stale)) => Ok(s.keys.clone()),
             Some(_) => Err(KeyError::Unavailable(
                 "cached keys are older than the maximum staleness".into(),
             )),
