@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for FUZZ_SECONDS (default 30) from the committed seeds.
+# Runs every fuzz target for FUZZ_SECONDS (default 30) from the committed seeds, two at a time.
 # Installs cargo-fuzz when missing (and fails under CI when it cannot); the toolchain is stable, so RUSTC_BOOTSTRAP=1
 # and no sanitizer (-s none). Prints each target's executions, and `N passed, M failed`.
 set -euo pipefail
@@ -21,11 +21,32 @@ cargo fuzz build -s none >/dev/null
 passed=0
 failed=0
 total=0
-for target in $(cargo fuzz list); do
+# Two targets at a time (the machine has two cores; each libFuzzer run uses one).
+logs=$(mktemp -d)
+targets=$(cargo fuzz list)
+run_one() {
+  local target="$1"
   mkdir -p "corpus/$target"
-  log=$(mktemp)
   if cargo fuzz run -s none "$target" "corpus/$target" "seeds/$target" -- \
-      -max_total_time="$secs" -max_len=20000 -print_final_stats=1 >"$log" 2>&1; then
+      -max_total_time="$secs" -max_len=20000 -print_final_stats=1 >"$logs/$target.log" 2>&1; then
+    echo ok >"$logs/$target.status"
+  else
+    echo failed >"$logs/$target.status"
+  fi
+}
+running=0
+for target in $targets; do
+  run_one "$target" &
+  running=$((running + 1))
+  if [ "$running" -ge 2 ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait || true
+for target in $targets; do
+  log="$logs/$target.log"
+  if [ "$(cat "$logs/$target.status" 2>/dev/null)" = ok ]; then
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
     total=$((total + execs))
     echo "fuzz $target: ok, $execs executions in ${secs}s"
@@ -35,8 +56,8 @@ for target in $(cargo fuzz list); do
     tail -40 "$log"
     failed=$((failed + 1))
   fi
-  rm -f "$log"
 done
+rm -rf "$logs"
 echo "fuzz total: $total executions"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
